@@ -1,0 +1,52 @@
+# spoolfs: see README.md. Every target works on a fresh machine once
+# .ci/run (or the packages it names) has installed fuse3, attr and fio.
+
+GO         ?= go
+BIN        ?= bin/spoolfs
+PREFIX     ?= /usr/local
+MOUNTPOINT ?= /mnt/scratch
+GOBIN      := $(shell $(GO) env GOPATH)/bin
+# Integration tests mount FUSE filesystems: they need root and /dev/fuse.
+TESTFLAGS  ?= -race -count=1 -timeout 12m
+FUZZTIME   ?= 10s
+
+.PHONY: all build mount install lint test unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/spoolfs
+
+# Build, then mount with the defaults at $(MOUNTPOINT) (run as root).
+mount: build
+	mkdir -p $(MOUNTPOINT)
+	./$(BIN) mount $(MOUNTPOINT)
+	@echo "spoolfs mounted at $(MOUNTPOINT); 'df -h $(MOUNTPOINT)' shows its size, '$(BIN) umount $(MOUNTPOINT)' deletes everything"
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/spoolfs
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@if [ -x "$(GOBIN)/staticcheck" ]; then $(GOBIN)/staticcheck ./...; \
+	else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@v0.8.2)"; exit 1; fi
+	GOOS=darwin $(GO) vet ./spill/ ./quota/
+	GOOS=freebsd $(GO) vet ./spill/ ./quota/
+
+# The whole suite: lint, unit and integration tests under -race, then each
+# fuzz target for $(FUZZTIME).
+test: lint unit fuzz
+
+unit:
+	$(GO) test $(TESTFLAGS) ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzAccount$$' -fuzztime=$(FUZZTIME) ./quota/
+	$(GO) test -run='^$$' -fuzz='^FuzzFile$$' -fuzztime=$(FUZZTIME) ./spill/
+
+bench: build
+	$(GO) test -run='^$$' -bench=. -benchmem ./spill/ ./quota/
+
+clean:
+	rm -rf bin

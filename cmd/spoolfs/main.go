@@ -1,0 +1,63 @@
+// Command spoolfs mounts self-cleaning temporary directories: files live in
+// RAM until they grow past a threshold, then spill to disk, and everything
+// is deleted on unmount.
+//
+//	spoolfs mount [flags] MOUNTPOINT
+//	spoolfs umount MOUNTPOINT
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit codes, named so that scripts and tests can rely on them.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command was right but the work failed
+	exitUsage   = 2 // bad flags, options or arguments: nothing was done
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `spoolfs: self-cleaning temporary directories in RAM that spill to disk
+
+Usage:
+  spoolfs mount [flags] MOUNTPOINT     mount (returns once ready; -f stays in the foreground)
+  spoolfs umount MOUNTPOINT            unmount and delete everything in it
+  spoolfs SOURCE MOUNTPOINT -o OPTS    the form mount(8) uses through mount.fuse3
+  spoolfs help [COMMAND]
+
+Run 'spoolfs COMMAND --help' for a command's flags.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "mount":
+		return runMount(args[1:], stdout, stderr)
+	case "umount", "unmount":
+		return runUmount(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		if len(args) > 1 {
+			return run([]string{args[1], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	if len(args) >= 2 && !isFlag(args[0]) && !isFlag(args[1]) {
+		// mount.fuse3 calls "spoolfs SOURCE MOUNTPOINT -o OPTIONS"; the
+		// source names nothing for a filesystem that starts empty.
+		return runMount(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "spoolfs: unknown command %q (try 'spoolfs help')\n", args[0])
+	return exitUsage
+}
+
+func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' }

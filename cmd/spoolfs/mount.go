@@ -1,0 +1,282 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+)
+
+// mountConfig is everything 'spoolfs mount' is told, before defaults that
+// depend on the machine are resolved.
+type mountConfig struct {
+	dir        string
+	size       byteSize
+	inodes     count
+	ram        byteSize
+	threshold  byteSize
+	spillDir   string
+	mode       octalMode
+	uid, gid   uint32
+	allowOther bool
+	foreground bool
+	debug      bool
+	options    []string // -o key=value,...
+}
+
+func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
+	f := pflag.NewFlagSet("spoolfs mount", pflag.ContinueOnError)
+	f.SetOutput(stderr)
+	f.SortFlags = false
+	c.mode = 0o1777
+	f.Var(&c.size, "size", "capacity of the mount, RAM and disk together: bytes (512MiB, 2G, 1.5GB), 0 for no limit, or a percentage of the free space on the spill disk (default 50%)")
+	f.Var(&c.inodes, "inodes", "most files, directories and symlinks, 0 for no limit (default: physical memory / 8 KiB, as tmpfs)")
+	f.Var(&c.ram, "ram", "RAM budget for file data across the mount: bytes or a percentage of physical memory (default 25%)")
+	f.Var(&c.threshold, "spill-threshold", "size past which a file moves to disk (default 16MiB, or --ram if smaller)")
+	f.StringVar(&c.spillDir, "spill-dir", "", "directory for spilled data (default $TMPDIR, else /var/tmp)")
+	f.Var(&c.mode, "mode", "permissions of the root directory, in octal")
+	f.Uint32Var(&c.uid, "uid", uint32(os.Getuid()), "owner of the root directory")
+	f.Uint32Var(&c.gid, "gid", uint32(os.Getgid()), "group of the root directory")
+	f.BoolVar(&c.allowOther, "allow-other", os.Getuid() == 0, "let other users into the mount (default on as root)")
+	f.StringArrayVarP(&c.options, "options", "o", nil, "mount(8)-style options: -o size=2G,ram=256M,spill_threshold=4M (every flag has one)")
+	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground instead of returning once mounted")
+	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, spills and refusals to stderr (implies -f)")
+	return f
+}
+
+func runMount(args []string, stdout, stderr io.Writer) int {
+	var c mountConfig
+	flags := newMountFlags(&c, stderr)
+	flags.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: spoolfs mount [flags] MOUNTPOINT\n\n%s", flags.FlagUsages())
+	}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if err := applyOptions(flags, c.options); err != nil {
+		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
+		return exitUsage
+	}
+	if flags.NArg() != 1 {
+		fmt.Fprintln(stderr, "spoolfs mount: need exactly one MOUNTPOINT")
+		return exitUsage
+	}
+	plan, err := c.resolve(flags.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
+		return exitUsage
+	}
+	if c.foreground || c.debug {
+		return serve(plan, nil, stderr)
+	}
+	return daemonize(plan, args, stderr)
+}
+
+// Generic mount(8) options that mean nothing to spoolfs or that the kernel
+// and fuse3's helper already applied. They are accepted so that an fstab
+// line written for tmpfs works.
+var ignoredOptions = map[string]bool{
+	"rw": true, "defaults": true, "auto": true, "noauto": true, "user": true, "nouser": true,
+	"users": true, "owner": true, "nofail": true, "_netdev": true, "nosuid": true, "suid": true,
+	"nodev": true, "dev": true, "noexec": true, "exec": true, "noatime": true, "atime": true,
+	"relatime": true, "norelatime": true, "strictatime": true, "nodiratime": true,
+	"lazytime": true, "async": true, "default_permissions": true,
+}
+
+// applyOptions sets flags from -o key=value items: each flag's -o name is
+// its long name with '_' for '-' (spill_threshold=4M), so every flag has one.
+func applyOptions(flags *pflag.FlagSet, items []string) error {
+	for _, item := range items {
+		for _, opt := range strings.Split(item, ",") {
+			if err := applyOption(flags, strings.TrimSpace(opt)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func applyOption(flags *pflag.FlagSet, opt string) error {
+	key, value, hasValue := strings.Cut(opt, "=")
+	switch {
+	case opt == "":
+		return nil
+	case ignoredOptions[key], strings.HasPrefix(key, "x-"), key == "comment":
+		return nil
+	case key == "ro":
+		return errors.New("-o ro: spoolfs is a scratch filesystem and cannot be mounted read-only")
+	case key == "options" || key == "o":
+		return fmt.Errorf("-o %s: unknown option", opt)
+	}
+	name := strings.ReplaceAll(key, "_", "-")
+	fl := flags.Lookup(name)
+	if fl == nil {
+		return fmt.Errorf("-o %s: unknown option", key)
+	}
+	if !hasValue {
+		if fl.Value.Type() != "bool" {
+			return fmt.Errorf("-o %s: needs a value (%s=...)", key, key)
+		}
+		value = "true"
+	}
+	if err := flags.Set(name, value); err != nil {
+		return fmt.Errorf("-o %s: %v", key, unwrapFlagError(err))
+	}
+	return nil
+}
+
+// unwrapFlagError drops pflag's wrapping so that the message stays on one line.
+func unwrapFlagError(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
+}
+
+// mountPlan is a mount with every value resolved and checked.
+type mountPlan struct {
+	dir        string
+	size       int64
+	inodes     int64
+	ram        int64
+	threshold  int64
+	spillDir   string
+	mode       uint32
+	uid, gid   uint32
+	allowOther bool
+	debug      bool
+}
+
+const defaultThreshold = 16 << 20
+
+func (c *mountConfig) resolve(mountpoint string) (*mountPlan, error) {
+	p := &mountPlan{mode: uint32(c.mode), uid: c.uid, gid: c.gid, allowOther: c.allowOther, debug: c.debug}
+	var err error
+	if p.dir, err = checkMountpoint(mountpoint); err != nil {
+		return nil, err
+	}
+	if p.spillDir, err = c.checkSpillDir(p.dir); err != nil {
+		return nil, err
+	}
+	var disk unix.Statfs_t
+	if err := unix.Statfs(p.spillDir, &disk); err != nil {
+		return nil, fmt.Errorf("--spill-dir %s: %v", p.spillDir, err)
+	}
+	freeDisk := int64(disk.Bavail) * int64(disk.Bsize)
+	physical := physicalMemory()
+	if !c.size.set {
+		c.size.percent = 50
+	}
+	p.size = c.size.resolve(freeDisk)
+	if !c.ram.set {
+		c.ram.percent = 25
+	}
+	p.ram = c.ram.resolve(physical)
+	p.inodes = c.inodes.n
+	if !c.inodes.set {
+		p.inodes = physical / 8192
+	}
+	p.threshold = c.threshold.resolve(p.ram)
+	if !c.threshold.set {
+		p.threshold = min(defaultThreshold, p.ram)
+	}
+	return p, p.check()
+}
+
+func (p *mountPlan) check() error {
+	switch {
+	case p.threshold > p.ram:
+		return fmt.Errorf("--spill-threshold %d is above --ram %d: a file that big could never stay in RAM", p.threshold, p.ram)
+	case p.size != 0 && p.size < 4096:
+		return fmt.Errorf("--size %d: too small to hold anything", p.size)
+	case p.allowOther && os.Getuid() != 0 && !userAllowOther():
+		return errors.New("--allow-other needs root, or user_allow_other in /etc/fuse.conf")
+	}
+	return nil
+}
+
+func checkMountpoint(arg string) (string, error) {
+	dir, err := filepath.Abs(arg)
+	if err != nil {
+		return "", fmt.Errorf("MOUNTPOINT %q: %v", arg, err)
+	}
+	st, err := os.Stat(dir)
+	if errors.Is(err, unix.ENOTCONN) {
+		return dir, nil // a dead spoolfs: serve clears it before mounting
+	}
+	if err != nil {
+		return "", fmt.Errorf("MOUNTPOINT %s: %v", dir, errors.Unwrap(err))
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("MOUNTPOINT %s: not a directory", dir)
+	}
+	return dir, nil
+}
+
+// checkSpillDir picks the spill directory and checks that it is writable
+// and not inside the mount, where spilling would feed the mount to itself.
+func (c *mountConfig) checkSpillDir(mountDir string) (string, error) {
+	dir := c.spillDir
+	if dir == "" {
+		dir = os.Getenv("TMPDIR")
+		if dir == "" || within(absPath(dir), mountDir) {
+			dir = "/var/tmp"
+		}
+	}
+	dir = absPath(dir)
+	if within(dir, mountDir) {
+		return "", fmt.Errorf("--spill-dir %s: inside the mount point", dir)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return "", fmt.Errorf("--spill-dir %s: %v", dir, errors.Unwrap(err))
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("--spill-dir %s: not a directory", dir)
+	}
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return "", fmt.Errorf("--spill-dir %s: not writable", dir)
+	}
+	return dir, nil
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+func physicalMemory() int64 {
+	var info unix.Sysinfo_t
+	if err := unix.Sysinfo(&info); err != nil {
+		return 1 << 30
+	}
+	return int64(info.Totalram) * int64(info.Unit)
+}
+
+func userAllowOther() bool {
+	data, err := os.ReadFile("/etc/fuse.conf")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(line) == "user_allow_other" {
+			return true
+		}
+	}
+	return false
+}

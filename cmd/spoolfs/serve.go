@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/quota"
+	"github.com/spoolfs/spoolfs/spill"
+)
+
+// readyFDEnv names the descriptor on which a daemon child reports to its
+// parent: "ok" once mounted, or the error that stopped it.
+const readyFDEnv = "SPOOLFS_READY_FD"
+
+// memoryOverhead is what the daemon may use beyond the RAM budget: FUSE
+// request buffers, the tree of nodes, the Go runtime.
+const memoryOverhead = 64 << 20
+
+// daemonize starts the same command in the background and waits until it
+// has mounted (exit 0) or failed (its message, exit 1).
+func daemonize(p *mountPlan, args []string, stderr io.Writer) int {
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
+		return exitFailure
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
+		return exitFailure
+	}
+	cmd := exec.Command(self, append([]string{"mount", "--foreground"}, args...)...)
+	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(stderr, "spoolfs mount: start daemon: %v\n", err)
+		return exitFailure
+	}
+	w.Close()
+	done := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(r).ReadString('\n')
+		done <- strings.TrimSpace(line)
+	}()
+	select {
+	case msg := <-done:
+		if msg == "ok" {
+			cmd.Process.Release()
+			return exitOK
+		}
+		if msg == "" {
+			msg = "the daemon exited before mounting"
+		}
+		fmt.Fprintf(stderr, "spoolfs mount: %s\n", msg)
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		fmt.Fprintf(stderr, "spoolfs mount: %s did not become ready within 60s\n", p.dir)
+	}
+	cmd.Wait()
+	return exitFailure
+}
+
+// readyReporter tells a waiting parent how the mount went, once.
+type readyReporter struct{ f *os.File }
+
+func newReadyReporter() *readyReporter {
+	if os.Getenv(readyFDEnv) != "3" {
+		return &readyReporter{}
+	}
+	os.Unsetenv(readyFDEnv)
+	return &readyReporter{f: os.NewFile(3, "ready")}
+}
+
+func (r *readyReporter) report(err error) {
+	if r.f == nil {
+		return
+	}
+	msg := "ok"
+	if err != nil {
+		msg = strings.ReplaceAll(err.Error(), "\n", " ")
+	}
+	fmt.Fprintln(r.f, msg)
+	r.f.Close()
+	r.f = nil
+	// A daemon keeps nothing of the terminal it was started from.
+	if null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
+		for _, fd := range []int{0, 1, 2} {
+			syscall.Dup2(int(null.Fd()), fd)
+		}
+		null.Close()
+	}
+}
+
+func newLogger(w io.Writer, debugOn bool) *slog.Logger {
+	level := slog.LevelWarn
+	if debugOn {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// serve mounts and serves until unmounted or signalled. Every way out goes
+// through one shutdown: unmount (detaching and cutting off busy users),
+// free every byte in RAM and on disk, exit 0.
+func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
+	ready := newReadyReporter()
+	logger := newLogger(stderr, p.debug)
+	raiseFileLimit()
+	debug.SetMemoryLimit(p.ram + memoryOverhead)
+
+	server, fsys, err := mount(p, logger)
+	ready.report(err)
+	if err != nil {
+		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
+		return exitFailure
+	}
+	logger.Info("mounted", "dir", p.dir, "size", p.size, "ram", p.ram, "threshold", p.threshold, "spill_dir", fsys.Pool().Dir())
+
+	var once sync.Once
+	shutdown := func(why string) {
+		once.Do(func() {
+			logger.Info("shutting down", "dir", p.dir, "why", why)
+			if err := spoolfs.Unmount(p.dir); err != nil {
+				logger.Error("unmount", "err", err)
+			}
+		})
+	}
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		for sig := range signals {
+			shutdown(sig.String())
+		}
+	}()
+
+	server.Wait()
+	signal.Stop(signals)
+	if err := fsys.Close(); err != nil {
+		logger.Error("freeing spilled data", "err", err)
+		return exitFailure
+	}
+	logger.Info("unmounted", "dir", p.dir)
+	return exitOK
+}
+
+func mount(p *mountPlan, logger *slog.Logger) (*fuse.Server, *spoolfs.FS, error) {
+	pool, err := spill.NewPool(spill.Config{Dir: p.spillDir, Threshold: p.threshold, RAMBudget: p.ram})
+	if err != nil {
+		return nil, nil, err
+	}
+	fsys, err := spoolfs.New(spoolfs.Config{
+		Pool:     pool,
+		Quota:    quota.NewRoot(quota.Limits{Bytes: p.size, Inodes: p.inodes}),
+		RootMode: p.mode, RootUID: p.uid, RootGID: p.gid,
+		Logger: logger,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	opts := fsys.Options()
+	opts.AllowOther = p.allowOther
+	opts.DirectMount = true
+	opts.Debug = p.debug
+	if p.debug {
+		opts.Logger = log.New(os.Stderr, "", log.Lmicroseconds)
+	}
+	if err := spoolfs.ClearDeadMount(p.dir); err != nil {
+		fsys.Close()
+		return nil, nil, err
+	}
+	server, err := gofs.Mount(p.dir, fsys.Root(), opts)
+	if err != nil {
+		fsys.Close()
+		return nil, nil, fmt.Errorf("mount %s: %w", p.dir, unwrapMountError(err))
+	}
+	return server, fsys, nil
+}
+
+func unwrapMountError(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return err
+}
+
+// raiseFileLimit lifts the soft limit on descriptors to the hard one: each
+// spilled file holds one.
+func raiseFileLimit() {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+}

@@ -1,0 +1,140 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/spoolfs/spoolfs/quota"
+)
+
+// attrs is what every node kind shares: ownership, mode, link count,
+// timestamps, extended attributes and the quota account it is charged to.
+// Node kinds embed it; its methods are named so that they never clash with
+// fs.Inode's.
+type attrs struct {
+	fsys *FS
+	ino  uint64
+	acct *quota.Account // fixed at creation: renames never cross accounts
+
+	mu sync.Mutex
+	// Guarded by mu:
+	mode                uint32 // type and permission bits
+	uid, gid            uint32
+	nlink               uint32
+	rdev                uint32
+	atime, mtime, ctime time.Time
+	xattrs              map[string][]byte
+}
+
+// initAttrs sets up the attributes of a new node made by the caller in ctx
+// under parent, following the setgid-directory rule for the group.
+func (f *FS) initAttrs(a *attrs, ctx context.Context, parent *dirNode, mode uint32, acct *quota.Account) {
+	now := f.now()
+	a.fsys, a.ino, a.acct, a.mode, a.nlink = f, f.nextIno.Add(1), acct, mode, 1
+	a.atime, a.mtime, a.ctime = now, now, now
+	if c, ok := fuse.FromContext(ctx); ok {
+		a.uid, a.gid = c.Uid, c.Gid
+	}
+	if parent != nil {
+		parent.mu.Lock()
+		if parent.mode&syscall.S_ISGID != 0 {
+			a.gid = parent.gid
+			if mode&syscall.S_IFMT == syscall.S_IFDIR {
+				a.mode |= syscall.S_ISGID
+			}
+		}
+		parent.mu.Unlock()
+	}
+}
+
+// fillAttrLocked copies the shared attributes into out.
+func (a *attrs) fillAttrLocked(out *fuse.Attr) {
+	out.Ino = a.ino
+	out.Mode = a.mode
+	out.Nlink = a.nlink
+	out.Owner = fuse.Owner{Uid: a.uid, Gid: a.gid}
+	out.Rdev = a.rdev
+	out.Blksize = 4096
+	out.SetTimes(&a.atime, &a.mtime, &a.ctime)
+}
+
+// touchLocked sets mtime and ctime to now, as a change of contents does.
+func (a *attrs) touchLocked() {
+	now := a.fsys.now()
+	a.mtime, a.ctime = now, now
+}
+
+func (a *attrs) touchChange() {
+	a.mu.Lock()
+	a.ctime = a.fsys.now()
+	a.mu.Unlock()
+}
+
+// setattrLocked applies mode, owner and time changes. The kernel has checked
+// permissions already (default_permissions); what is left is the rule that a
+// change of owner clears setuid and setgid, as on every Linux filesystem.
+func (a *attrs) setattrLocked(in *fuse.SetAttrIn) {
+	changed := false
+	if mode, ok := in.GetMode(); ok {
+		a.mode = a.mode&syscall.S_IFMT | mode
+		changed = true
+	}
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if uok || gok {
+		if uok {
+			a.uid = uid
+		}
+		if gok {
+			a.gid = gid
+		}
+		if a.mode&syscall.S_IFMT != syscall.S_IFDIR {
+			a.clearSetIDLocked()
+		}
+		changed = true
+	}
+	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 {
+		a.clearSetIDLocked()
+	}
+	if t, ok := in.GetATime(); ok {
+		a.atime = t
+		changed = true
+	}
+	if t, ok := in.GetMTime(); ok {
+		a.mtime = t
+		changed = true
+	}
+	if changed {
+		a.ctime = a.fsys.now()
+	}
+	if t, ok := in.GetCTime(); ok {
+		a.ctime = t
+	}
+}
+
+// clearSetIDLocked drops setuid, and setgid where it means "run as group"
+// (with group execute) rather than mandatory locking.
+func (a *attrs) clearSetIDLocked() {
+	a.mode &^= syscall.S_ISUID
+	if a.mode&(syscall.S_ISGID|syscall.S_IXGRP) == syscall.S_ISGID|syscall.S_IXGRP {
+		a.mode &^= syscall.S_ISGID
+	}
+}
+
+// killPrivOnWrite clears setuid/setgid after a write by an unprivileged
+// caller. With CAP_HANDLE_KILLPRIV_V2 the kernel leaves this to us, and in
+// exchange stops asking for security.capability before every write.
+func (a *attrs) killPrivOnWrite(ctx context.Context) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.mode&(syscall.S_ISUID|syscall.S_ISGID) == 0 {
+		return
+	}
+	if c, ok := fuse.FromContext(ctx); ok && c.Uid != 0 {
+		a.clearSetIDLocked()
+	}
+}

@@ -1,0 +1,217 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/spoolfs/spoolfs/quota"
+)
+
+// dirNode is a directory. Its entries are go-fuse's in-memory children, so
+// lookups never reach this code; readdir lists a snapshot taken at opendir,
+// which is what keeps it stable while entries come and go.
+type dirNode struct {
+	gofs.Inode
+	attrs
+}
+
+var (
+	_ gofs.NodeGetattrer = (*dirNode)(nil)
+	_ gofs.NodeSetattrer = (*dirNode)(nil)
+	_ gofs.NodeStatfser  = (*dirNode)(nil)
+	_ gofs.NodeCreater   = (*dirNode)(nil)
+	_ gofs.NodeMkdirer   = (*dirNode)(nil)
+	_ gofs.NodeMknoder   = (*dirNode)(nil)
+	_ gofs.NodeSymlinker = (*dirNode)(nil)
+	_ gofs.NodeLinker    = (*dirNode)(nil)
+	_ gofs.NodeUnlinker  = (*dirNode)(nil)
+	_ gofs.NodeRmdirer   = (*dirNode)(nil)
+	_ gofs.NodeRenamer   = (*dirNode)(nil)
+)
+
+const dirSize = 4096
+
+func (n *dirNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	getattrShared(&n.attrs, dirSize, out)
+	return 0
+}
+
+func (n *dirNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return setattrShared(&n.attrs, in, dirSize, out)
+}
+
+func (n *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	n.fsys.statfs(n.acct, out)
+	return 0
+}
+
+// childAccount is the account a new entry of n is charged to.
+func (n *dirNode) childAccount() *quota.Account { return n.acct }
+
+// addEntry charges one inode for a new entry and bumps n's times; the
+// caller then builds the node. It fails with EEXIST if the name is taken.
+func (n *dirNode) addEntry(name string, acct *quota.Account) syscall.Errno {
+	if n.GetChild(name) != nil {
+		return syscall.EEXIST
+	}
+	if err := acct.ReserveInodes(1); err != nil {
+		return n.fsys.toErrno("create", err)
+	}
+	n.touchTimes()
+	return 0
+}
+
+func (n *dirNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	acct := n.childAccount()
+	if errno := n.addEntry(name, acct); errno != 0 {
+		return nil, nil, 0, errno
+	}
+	file := n.fsys.newFile(ctx, n, mode, acct)
+	file.opens = 1
+	ch := n.NewPersistentInode(ctx, file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: file.ino})
+	file.fillEntry(out)
+	return ch, &handle{}, openFlags, 0
+}
+
+func (n *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	acct := n.childAccount()
+	if errno := n.addEntry(name, acct); errno != 0 {
+		return nil, errno
+	}
+	dir := &dirNode{}
+	n.fsys.initAttrs(&dir.attrs, ctx, n, syscall.S_IFDIR|mode&07777, acct)
+	dir.nlink = 2
+	n.mu.Lock()
+	n.nlink++
+	n.mu.Unlock()
+	return n.addNode(ctx, dir, out), 0
+}
+
+func (n *dirNode) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
+	case syscall.S_IFREG, 0:
+		// mknod(2) of a regular file: an empty file.
+		acct := n.childAccount()
+		if errno := n.addEntry(name, acct); errno != 0 {
+			return nil, errno
+		}
+		file := n.fsys.newFile(ctx, n, mode, acct)
+		return n.addNode(ctx, file, out), 0
+	default:
+		return nil, syscall.EINVAL
+	}
+	acct := n.childAccount()
+	if errno := n.addEntry(name, acct); errno != 0 {
+		return nil, errno
+	}
+	sp := &specialNode{}
+	n.fsys.initAttrs(&sp.attrs, ctx, n, mode, acct)
+	sp.rdev = rdev
+	return n.addNode(ctx, sp, out), 0
+}
+
+func (n *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	acct := n.childAccount()
+	if errno := n.addEntry(name, acct); errno != 0 {
+		return nil, errno
+	}
+	ln := &symlinkNode{target: []byte(target)}
+	n.fsys.initAttrs(&ln.attrs, ctx, n, syscall.S_IFLNK|0o777, acct)
+	return n.addNode(ctx, ln, out), 0
+}
+
+// addNode makes the persistent inode for a new node and fills out.
+func (n *dirNode) addNode(ctx context.Context, nd node, out *fuse.EntryOut) *gofs.Inode {
+	a := nd.meta()
+	ch := n.NewPersistentInode(ctx, nd, gofs.StableAttr{Mode: a.mode & syscall.S_IFMT, Ino: a.ino})
+	var ao fuse.AttrOut
+	if g, ok := nd.(gofs.NodeGetattrer); ok {
+		g.Getattr(ctx, nil, &ao)
+	}
+	out.Attr = ao.Attr
+	return ch
+}
+
+func (n *dirNode) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	nd, ok := target.(node)
+	if !ok {
+		return nil, syscall.EPERM
+	}
+	a := nd.meta()
+	if a.acct != n.childAccount() {
+		return nil, syscall.EXDEV
+	}
+	if n.GetChild(name) != nil {
+		return nil, syscall.EEXIST
+	}
+	a.mu.Lock()
+	if a.nlink == 0 && !linkableLocked(nd) {
+		a.mu.Unlock()
+		return nil, syscall.ENOENT
+	}
+	a.nlink++
+	a.ctime = n.fsys.now()
+	a.mu.Unlock()
+	n.touchTimes()
+	var ao fuse.AttrOut
+	if g, ok := target.(gofs.NodeGetattrer); ok {
+		g.Getattr(ctx, nil, &ao)
+	}
+	out.Attr = ao.Attr
+	return target.EmbeddedInode(), 0
+}
+
+func (n *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	ch := n.GetChild(name)
+	if ch == nil {
+		return syscall.ENOENT
+	}
+	nd, ok := ch.Operations().(node)
+	if !ok || ch.IsDir() {
+		return syscall.EISDIR
+	}
+	n.touchTimes()
+	nd.dropLink()
+	return 0
+}
+
+func (n *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	ch := n.GetChild(name)
+	if ch == nil {
+		return syscall.ENOENT
+	}
+	dir, ok := ch.Operations().(*dirNode)
+	if !ok {
+		return syscall.ENOTDIR
+	}
+	if len(ch.Children()) > 0 {
+		return syscall.ENOTEMPTY
+	}
+	n.mu.Lock()
+	n.touchLocked()
+	n.nlink--
+	n.mu.Unlock()
+	dir.dropLink()
+	return 0
+}
+
+// dropLink of a directory happens only when it is removed: it has one name.
+func (n *dirNode) dropLink() {
+	n.mu.Lock()
+	n.nlink = 0
+	n.ctime = n.fsys.now()
+	n.mu.Unlock()
+	n.acct.ReleaseInodes(1)
+	n.ForgetPersistent()
+}
+
+// linkableLocked: a node with no name may get one only if it is an
+// O_TMPFILE file opened without O_EXCL and not yet freed.
+func linkableLocked(nd node) bool {
+	f, ok := nd.(*fileNode)
+	return ok && f.linkable && !f.freed
+}

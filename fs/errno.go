@@ -1,0 +1,44 @@
+package fs
+
+import (
+	"errors"
+	"log/slog"
+	"syscall"
+
+	"github.com/spoolfs/spoolfs/quota"
+	"github.com/spoolfs/spoolfs/spill"
+)
+
+// toErrno is the one place where Go errors from spill, quota and the spill
+// disk become the errno a program sees. Errors nobody expected become EIO,
+// with a log line so that they can be found.
+func (f *FS) toErrno(op string, err error) syscall.Errno {
+	var errno syscall.Errno
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, quota.ErrNoSpace):
+		errno = syscall.ENOSPC
+	case errors.Is(err, quota.ErrQuota):
+		errno = syscall.EDQUOT
+	case errors.Is(err, spill.ErrNoData):
+		return syscall.ENXIO
+	case errors.Is(err, spill.ErrClosed):
+		return syscall.EBADF
+	case errors.As(err, &errno):
+		// A syscall error from the spill disk, such as ENOSPC or EIO.
+	default:
+		f.log.Error("unexpected error", "op", op, "err", err)
+		return syscall.EIO
+	}
+	if errno == syscall.ENOSPC || errno == syscall.EDQUOT {
+		f.log.Debug("refused", "op", op, "errno", errno.Error())
+	} else {
+		f.log.Warn("spill disk error", "op", op, "err", err)
+	}
+	return errno
+}
+
+// discardLogger is used when the caller gives none: library code logs
+// nothing on its own.
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,236 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/spoolfs/spoolfs/quota"
+	"github.com/spoolfs/spoolfs/spill"
+)
+
+// fileNode is a regular file. Its bytes live in a spill.File; it is freed
+// when it has neither a name nor an open handle, like an unlinked file on
+// any POSIX filesystem.
+type fileNode struct {
+	gofs.Inode
+	attrs
+	data *spill.File
+
+	// Guarded by attrs.mu:
+	opens    int  // open handles, counted from Create/Open to Release
+	linkable bool // an O_TMPFILE file that linkat may still give a name
+	freed    bool
+}
+
+var (
+	_ gofs.NodeGetattrer = (*fileNode)(nil)
+	_ gofs.NodeSetattrer = (*fileNode)(nil)
+	_ gofs.NodeOpener    = (*fileNode)(nil)
+	_ gofs.NodeReader    = (*fileNode)(nil)
+	_ gofs.NodeWriter    = (*fileNode)(nil)
+	_ gofs.NodeReleaser  = (*fileNode)(nil)
+	_ gofs.NodeFsyncer   = (*fileNode)(nil)
+	_ gofs.NodeFlusher   = (*fileNode)(nil)
+	_ gofs.NodeAllocater = (*fileNode)(nil)
+	_ gofs.NodeLseeker   = (*fileNode)(nil)
+	_ gofs.NodeTmpfiler  = (*dirNode)(nil)
+)
+
+// handle is one open of a file. It carries nothing: its existence is what
+// makes go-fuse call Release, which is where unlinked files are freed.
+type handle struct{}
+
+// openFlags keeps the page cache across opens: every write goes through the
+// kernel, so the cache is never stale.
+const openFlags = fuse.FOPEN_KEEP_CACHE
+
+func (f *FS) newFile(ctx context.Context, parent *dirNode, mode uint32, acct *quota.Account) *fileNode {
+	fn := &fileNode{}
+	f.initAttrs(&fn.attrs, ctx, parent, syscall.S_IFREG|mode&07777, acct)
+	fn.data = f.pool.NewFile(acct)
+	return fn
+}
+
+// Tmpfile serves open(O_TMPFILE): a file with no name, freed at its last
+// close unless linkat gives it one.
+func (n *dirNode) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	acct := n.childAccount()
+	if err := acct.ReserveInodes(1); err != nil {
+		return nil, nil, 0, n.fsys.toErrno("tmpfile", err)
+	}
+	file := n.fsys.newFile(ctx, n, mode, acct)
+	file.nlink, file.opens = 0, 1
+	file.linkable = flags&syscall.O_EXCL == 0
+	ch := n.NewPersistentInode(ctx, file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: file.ino})
+	file.fillEntry(out)
+	return ch, &handle{}, openFlags, 0
+}
+
+func (n *fileNode) fillEntry(out *fuse.EntryOut) {
+	var ao fuse.AttrOut
+	n.Getattr(context.Background(), nil, &ao)
+	out.Attr = ao.Attr
+}
+
+func (n *fileNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.mu.Lock()
+	n.fillAttrLocked(&out.Attr)
+	n.mu.Unlock()
+	n.fillSize(&out.Attr)
+	return 0
+}
+
+func (n *fileNode) fillSize(out *fuse.Attr) {
+	out.Size = uint64(n.data.Size())
+	out.Blocks = uint64(n.data.Allocated() / 512)
+}
+
+func (n *fileNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if size, ok := in.GetSize(); ok {
+		if err := n.data.Truncate(int64(size)); err != nil {
+			return n.fsys.toErrno("truncate", err)
+		}
+	}
+	n.mu.Lock()
+	if _, ok := in.GetSize(); ok {
+		n.touchLocked()
+	}
+	n.setattrLocked(in)
+	n.fillAttrLocked(&out.Attr)
+	n.mu.Unlock()
+	n.fillSize(&out.Attr)
+	return 0
+}
+
+func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.freed {
+		return nil, 0, syscall.ENOENT
+	}
+	n.opens++
+	return &handle{}, openFlags, 0
+}
+
+func (n *fileNode) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	got, err := n.data.ReadAt(dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, n.fsys.toErrno("read", err)
+	}
+	return fuse.ReadResultData(dest[:got]), 0
+}
+
+func (n *fileNode) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	written, err := n.data.WriteAt(data, off)
+	if written > 0 {
+		n.mu.Lock()
+		n.touchLocked()
+		n.mu.Unlock()
+		n.killPrivOnWrite(ctx)
+	}
+	if err != nil && written == 0 {
+		return 0, n.fsys.toErrno("write", err)
+	}
+	return uint32(written), 0
+}
+
+// Fallocate modes that tmpfs supports; anything else is EOPNOTSUPP there too.
+const (
+	fallocKeepSize  = 0x01
+	fallocPunchHole = 0x02
+)
+
+func (n *fileNode) Allocate(ctx context.Context, f gofs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	var err error
+	switch mode {
+	case 0, fallocKeepSize:
+		err = n.data.Allocate(int64(off), int64(size), mode == fallocKeepSize)
+	case fallocPunchHole | fallocKeepSize:
+		err = n.data.PunchHole(int64(off), int64(size))
+	default:
+		return syscall.EOPNOTSUPP
+	}
+	if err != nil {
+		return n.fsys.toErrno("fallocate", err)
+	}
+	if mode != fallocKeepSize {
+		n.mu.Lock()
+		n.touchLocked()
+		n.mu.Unlock()
+	}
+	return 0
+}
+
+const (
+	seekData = 3 // SEEK_DATA
+	seekHole = 4 // SEEK_HOLE
+)
+
+// Lseek answers SEEK_DATA and SEEK_HOLE; the kernel handles the others.
+func (n *fileNode) Lseek(ctx context.Context, f gofs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
+	var pos int64
+	var err error
+	switch whence {
+	case seekData:
+		pos, err = n.data.SeekData(int64(off))
+	case seekHole:
+		pos, err = n.data.SeekHole(int64(off))
+	default:
+		return 0, syscall.EINVAL
+	}
+	if err != nil {
+		return 0, n.fsys.toErrno("lseek", err)
+	}
+	return uint64(pos), 0
+}
+
+// Fsync has nothing to do: spoolfs promises no durability, and data is
+// visible to every reader as soon as a write returns.
+func (n *fileNode) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
+	return 0
+}
+
+func (n *fileNode) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno { return 0 }
+
+func (n *fileNode) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
+	n.mu.Lock()
+	n.opens--
+	last := n.opens == 0 && n.nlink == 0
+	n.mu.Unlock()
+	if last {
+		n.free()
+	}
+	return 0
+}
+
+func (n *fileNode) dropLink() {
+	n.mu.Lock()
+	n.nlink--
+	n.ctime = n.fsys.now()
+	last := n.nlink == 0 && n.opens == 0
+	n.mu.Unlock()
+	if last {
+		n.free()
+	}
+}
+
+// free gives the file's bytes and inode back, once.
+func (n *fileNode) free() {
+	n.mu.Lock()
+	already := n.freed
+	n.freed = true
+	n.mu.Unlock()
+	if already {
+		return
+	}
+	if err := n.data.Close(); err != nil {
+		n.fsys.log.Warn("closing spill file", "err", err)
+	}
+	n.acct.ReleaseInodes(1)
+	n.ForgetPersistent()
+}

@@ -1,0 +1,126 @@
+package fs
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/spoolfs/spoolfs/quota"
+	"github.com/spoolfs/spoolfs/spill"
+)
+
+// Config is what a mount is made of.
+type Config struct {
+	Pool  *spill.Pool    // where file bytes live
+	Quota *quota.Account // the mount's root account: its limits are the mount's size and inodes
+	// The root directory's permissions and owner, like tmpfs mode=, uid=, gid=.
+	RootMode uint32
+	RootUID  uint32
+	RootGID  uint32
+	Logger   *slog.Logger // nil: log nothing
+	// Now is the clock for timestamps; nil means time.Now.
+	Now func() time.Time
+}
+
+// FS is one mounted spoolfs tree. Two FS values share nothing, so one
+// process can serve several mounts.
+type FS struct {
+	pool    *spill.Pool
+	quota   *quota.Account
+	log     *slog.Logger
+	now     func() time.Time
+	nextIno atomic.Uint64
+	root    *dirNode
+}
+
+// New returns a filesystem ready to be mounted. The root directory counts
+// as one inode, as on tmpfs.
+func New(cfg Config) (*FS, error) {
+	f := &FS{pool: cfg.Pool, quota: cfg.Quota, log: cfg.Logger, now: cfg.Now}
+	if f.log == nil {
+		f.log = discardLogger()
+	}
+	if f.now == nil {
+		f.now = time.Now
+	}
+	if err := f.quota.ReserveInodes(1); err != nil {
+		return nil, err
+	}
+	root := &dirNode{}
+	f.initAttrs(&root.attrs, context.Background(), nil, syscall.S_IFDIR|cfg.RootMode&07777, f.quota)
+	root.uid, root.gid, root.nlink = cfg.RootUID, cfg.RootGID, 2
+	f.root = root
+	return f, nil
+}
+
+// Root is the node to hand to go-fuse's fs.Mount.
+func (f *FS) Root() gofs.InodeEmbedder { return f.root }
+
+// Pool is the byte store behind the mount.
+func (f *FS) Pool() *spill.Pool { return f.pool }
+
+// Options returns the go-fuse options spoolfs is meant to run with; see
+// the package documentation for why each is set.
+func (f *FS) Options() *gofs.Options {
+	timeout := cacheTimeout
+	return &gofs.Options{
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
+		RootStableAttr:  &gofs.StableAttr{Ino: 1},
+		MountOptions: fuse.MountOptions{
+			FsName:            "spoolfs",
+			Name:              "spoolfs",
+			MaxWrite:          1 << 20,
+			Options:           []string{"default_permissions"},
+			ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2,
+		},
+	}
+}
+
+// cacheTimeout is how long the kernel may trust names and attributes. Every
+// change goes through the kernel, except those the daemon makes on its own,
+// and those it announces with notifications; so a long timeout is safe and
+// makes stat as fast as tmpfs.
+const cacheTimeout = time.Hour
+
+// statfs fills out from an account: the mount's figures at the root. Files
+// counts the limit (or, if unlimited, what is used plus what is left of the
+// RAM and disk, so that df shows something real).
+func (f *FS) statfs(acct *quota.Account, out *fuse.StatfsOut) {
+	const bsize = 4096
+	used, avail, lim := acct.Usage(), acct.Available(), acct.Limits()
+	total := lim.Bytes
+	if total == 0 {
+		total = satAdd(used.Bytes, avail.Bytes)
+	}
+	totalInodes := lim.Inodes
+	if totalInodes == 0 {
+		totalInodes = satAdd(used.Inodes, avail.Inodes)
+	}
+	out.Bsize, out.Frsize, out.NameLen = bsize, bsize, 255
+	out.Blocks = uint64(total / bsize)
+	out.Bfree = uint64(max(avail.Bytes, 0) / bsize)
+	out.Bavail = out.Bfree
+	out.Files = uint64(totalInodes)
+	out.Ffree = uint64(max(avail.Inodes, 0))
+}
+
+// satAdd adds without overflowing: an unlimited account reports MaxInt64.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// Close frees everything the filesystem still holds, in RAM and on disk,
+// once it is unmounted: files still open when a busy mount was cut off
+// included.
+func (f *FS) Close() error { return f.pool.Close() }

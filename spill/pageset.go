@@ -1,0 +1,117 @@
+package spill
+
+import "math/bits"
+
+// pageSet records which pages of a spilled file are allocated, 64 pages to a
+// word, words kept only where some page is set: a sparse file costs nothing
+// for its holes, whatever its size.
+type pageSet struct {
+	words map[int64]uint64
+	count int64
+}
+
+func (s *pageSet) has(pg int64) bool {
+	return s.words[pg/64]&(1<<(pg%64)) != 0
+}
+
+// countMissing counts the unset pages in [first, last].
+func (s *pageSet) countMissing(first, last int64) int64 {
+	var n int64
+	for pg := first; pg <= last; pg++ {
+		if !s.has(pg) {
+			n++
+		}
+	}
+	return n
+}
+
+// setRange sets pages [first, last] and returns how many were newly set.
+func (s *pageSet) setRange(first, last int64) int64 {
+	if s.words == nil {
+		s.words = make(map[int64]uint64)
+	}
+	var added int64
+	for pg := first; pg <= last; pg++ {
+		w, bit := pg/64, uint64(1)<<(pg%64)
+		if s.words[w]&bit == 0 {
+			s.words[w] |= bit
+			added++
+		}
+	}
+	s.count += added
+	return added
+}
+
+// clearRange clears pages [first, last] and returns how many were set.
+func (s *pageSet) clearRange(first, last int64) int64 {
+	var removed int64
+	for pg := first; pg <= last; pg++ {
+		w, bit := pg/64, uint64(1)<<(pg%64)
+		if s.words[w]&bit != 0 {
+			s.words[w] &^= bit
+			if s.words[w] == 0 {
+				delete(s.words, w)
+			}
+			removed++
+		}
+	}
+	s.count -= removed
+	return removed
+}
+
+// clearFrom clears every page >= first and returns how many were set. It
+// visits only the words that exist, so truncating a huge sparse file is cheap.
+func (s *pageSet) clearFrom(first int64) int64 {
+	var removed int64
+	for w, word := range s.words {
+		if (w+1)*64 <= first {
+			continue
+		}
+		keep := uint64(0)
+		if w*64 < first {
+			keep = (uint64(1) << (first - w*64)) - 1
+		}
+		removed += int64(bits.OnesCount64(word &^ keep))
+		if word&keep == 0 {
+			delete(s.words, w)
+		} else {
+			s.words[w] = word & keep
+		}
+	}
+	s.count -= removed
+	return removed
+}
+
+// nextSet returns the first set page >= pg, or false if there is none. It
+// visits only the words that exist, so seeking past a huge hole is cheap.
+func (s *pageSet) nextSet(pg int64) (int64, bool) {
+	best, found := int64(0), false
+	for w, word := range s.words {
+		if w < pg/64 {
+			continue
+		}
+		if w == pg/64 {
+			word &^= uint64(1)<<(pg%64) - 1 // ignore the pages before pg
+		}
+		if word == 0 {
+			continue
+		}
+		if at := w*64 + int64(bits.TrailingZeros64(word)); !found || at < best {
+			best, found = at, true
+		}
+	}
+	return best, found
+}
+
+// nextClear returns the first unset page >= pg. It steps a word at a time,
+// and only through words that are full.
+func (s *pageSet) nextClear(pg int64) int64 {
+	for {
+		w := pg / 64
+		word := s.words[w] | (uint64(1)<<(pg%64) - 1) // pages before pg count as set
+		if word != ^uint64(0) {
+			return w*64 + int64(bits.TrailingZeros64(^word))
+		}
+		pg = (w + 1) * 64
+	}
+}

@@ -1,0 +1,234 @@
+package spill
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// PageSize is the unit of allocation and accounting in both tiers.
+const PageSize = 4096
+
+// Config sets up a Pool.
+type Config struct {
+	// Dir is the spill directory. The pool makes a private 0700 directory
+	// inside it and removes it on Close.
+	Dir string
+	// Threshold is the largest size a file may have and stay in RAM.
+	// Zero sends every byte to disk.
+	Threshold int64
+	// RAMBudget caps the bytes of file data held in RAM across the pool.
+	RAMBudget int64
+}
+
+// Stats is a snapshot of a pool's figures.
+type Stats struct {
+	RAMBytes  int64 // bytes of RAM pages held for file data
+	DiskBytes int64 // bytes allocated in spill files
+	Spills    int64 // files moved from RAM to disk so far
+	Files     int64 // live files, in either tier
+	DiskFiles int64 // live files on disk
+}
+
+// ErrClosed is returned by operations on a closed file or pool.
+var ErrClosed = errors.New("spill: file closed")
+
+// ErrNoData is returned by SeekData and SeekHole when there is no data (or
+// no hole) at or after the offset inside the file: ENXIO in POSIX terms.
+var ErrNoData = errors.New("spill: no data at or after offset")
+
+// errNoRAM says the pool could not find RAM for a file; the file then spills.
+var errNoRAM = errors.New("spill: RAM budget exhausted")
+
+// Pool owns the RAM budget shared by its files and the private directory
+// that holds their spilled data.
+type Pool struct {
+	threshold int64
+	budget    int64
+	dir       string // private 0700 directory for unnamed spill files
+	pages     sync.Pool
+
+	spills    atomic.Int64
+	files     atomic.Int64
+	diskFiles atomic.Int64
+	diskBytes atomic.Int64
+
+	mu sync.Mutex
+	// Guarded by mu:
+	ramUsed int64
+	lru     list.List // of *File in RAM, most recently used at the front
+	closed  bool
+}
+
+// NewPool makes the pool's private directory under cfg.Dir. It also removes
+// empty private directories left by pools whose process has died: their
+// data, having no name, is already gone.
+func NewPool(cfg Config) (*Pool, error) {
+	if cfg.Threshold < 0 || cfg.RAMBudget < 0 {
+		return nil, fmt.Errorf("spill: negative threshold or budget")
+	}
+	sweepDeadDirs(cfg.Dir)
+	dir, err := os.MkdirTemp(cfg.Dir, fmt.Sprintf("spoolfs-%d-", os.Getpid()))
+	if err != nil {
+		return nil, fmt.Errorf("spill: private directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		os.Remove(dir)
+		return nil, fmt.Errorf("spill: private directory: %w", err)
+	}
+	p := &Pool{threshold: cfg.Threshold, budget: cfg.RAMBudget, dir: dir}
+	p.pages.New = func() any { return new([PageSize]byte) }
+	return p, nil
+}
+
+// sweepDeadDirs removes empty spoolfs-PID-* directories whose PID is gone.
+// os.Remove refuses non-empty directories, so nothing else can be lost.
+func sweepDeadDirs(parent string) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), "spoolfs-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		os.Remove(filepath.Join(parent, e.Name()))
+	}
+}
+
+// Dir is the private directory that holds this pool's spill files.
+func (p *Pool) Dir() string { return p.dir }
+
+// Threshold is the largest size a file may have and stay in RAM.
+func (p *Pool) Threshold() int64 { return p.threshold }
+
+// RAMBudget is the pool's cap on RAM held for file data.
+func (p *Pool) RAMBudget() int64 { return p.budget }
+
+// Stats returns the pool's current figures.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	ram := p.ramUsed
+	p.mu.Unlock()
+	return Stats{
+		RAMBytes:  ram,
+		DiskBytes: p.diskBytes.Load(),
+		Spills:    p.spills.Load(),
+		Files:     p.files.Load(),
+		DiskFiles: p.diskFiles.Load(),
+	}
+}
+
+// Close removes the private directory. Files still open keep their data
+// (spill files have no name) until they are closed.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	return os.Remove(p.dir)
+}
+
+// reserveRAM charges n bytes of RAM for f, evicting colder RAM files to disk
+// if the budget is full. Called with f.mu held; returns errNoRAM if no room
+// could be made, and f should then spill itself.
+func (p *Pool) reserveRAM(f *File, n int64) error {
+	const maxEvictions = 64
+	if f.ram.allocated()+n > p.budget {
+		// Not even all of the budget would do: evicting others is no help.
+		return errNoRAM
+	}
+	for range maxEvictions {
+		p.mu.Lock()
+		if p.ramUsed+n <= p.budget {
+			p.ramUsed += n
+			p.mu.Unlock()
+			return nil
+		}
+		victim := p.pickVictimLocked(f)
+		p.mu.Unlock()
+		if victim == nil {
+			return errNoRAM
+		}
+		err := victim.spillLocked()
+		victim.mu.Unlock()
+		if err != nil {
+			return errNoRAM
+		}
+	}
+	return errNoRAM
+}
+
+// pickVictimLocked returns the least recently used RAM file other than self
+// whose lock it could take without waiting, locked and out of the LRU list.
+func (p *Pool) pickVictimLocked(self *File) *File {
+	const maxTries = 16
+	tries := 0
+	for e := p.lru.Back(); e != nil && tries < maxTries; e = e.Prev() {
+		v := e.Value.(*File)
+		if v == self {
+			continue
+		}
+		tries++
+		if v.mu.TryLock() {
+			if v.ram == nil || v.closed { // changed tier before we locked it
+				v.mu.Unlock()
+				continue
+			}
+			return v
+		}
+	}
+	return nil
+}
+
+func (p *Pool) releaseRAM(n int64) {
+	if n == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.ramUsed -= n
+	p.mu.Unlock()
+}
+
+// touch marks f as just used.
+func (p *Pool) touch(f *File) {
+	p.mu.Lock()
+	if f.lruElem != nil {
+		p.lru.MoveToFront(f.lruElem)
+	}
+	p.mu.Unlock()
+}
+
+func (p *Pool) addToLRU(f *File) {
+	p.mu.Lock()
+	f.lruElem = p.lru.PushFront(f)
+	p.mu.Unlock()
+}
+
+func (p *Pool) removeFromLRU(f *File) {
+	p.mu.Lock()
+	if f.lruElem != nil {
+		p.lru.Remove(f.lruElem)
+		f.lruElem = nil
+	}
+	p.mu.Unlock()
+}
+
+func (p *Pool) newPage() *[PageSize]byte {
+	pg := p.pages.Get().(*[PageSize]byte)
+	clear(pg[:])
+	return pg
+}
+
+func (p *Pool) freePage(pg *[PageSize]byte) { p.pages.Put(pg) }
