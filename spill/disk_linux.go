@@ -1,7 +1,9 @@
 package spill
 
 import (
+	"bytes"
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,7 +27,16 @@ func fallocate(f *os.File, mode uint32, off, length int64) error {
 	}
 }
 
+// processAlive: a zombie is dead for our purpose, since its spill files
+// are closed, and a killed daemon whose parent has gone may stay one.
 func processAlive(pid int) bool {
-	err := unix.Kill(pid, 0)
-	return err == nil || err == unix.EPERM
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
 }

@@ -15,7 +15,6 @@ import (
 // mountConfig is everything 'spoolfs mount' is told, before defaults that
 // depend on the machine are resolved.
 type mountConfig struct {
-	dir        string
 	size       byteSize
 	inodes     count
 	ram        byteSize
@@ -31,7 +30,7 @@ type mountConfig struct {
 
 func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
 	f := pflag.NewFlagSet("spoolfs mount", pflag.ContinueOnError)
-	f.SetOutput(stderr)
+	f.SetOutput(io.Discard) // errors are reported in one line by the caller
 	f.SortFlags = false
 	c.mode = 0o1777
 	f.Var(&c.size, "size", "capacity of the mount, RAM and disk together: bytes (512MiB, 2G, 1.5GB), 0 for no limit, or a percentage of the free space on the spill disk (default 50%)")
@@ -52,13 +51,12 @@ func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
 func runMount(args []string, stdout, stderr io.Writer) int {
 	var c mountConfig
 	flags := newMountFlags(&c, stderr)
-	flags.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: spoolfs mount [flags] MOUNTPOINT\n\n%s", flags.FlagUsages())
-	}
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprintf(stdout, "Usage: spoolfs mount [flags] MOUNTPOINT\n\n%s", flags.FlagUsages())
 			return exitOK
 		}
+		fmt.Fprintf(stderr, "spoolfs mount: %v (see 'spoolfs mount --help')\n", err)
 		return exitUsage
 	}
 	if err := applyOptions(flags, c.options); err != nil {
@@ -242,9 +240,12 @@ func (c *mountConfig) checkSpillDir(mountDir string) (string, error) {
 	if !st.IsDir() {
 		return "", fmt.Errorf("--spill-dir %s: not a directory", dir)
 	}
-	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
-		return "", fmt.Errorf("--spill-dir %s: not writable", dir)
+	// Access(2) says yes to root everywhere, /proc included: try for real.
+	probe, err := os.MkdirTemp(dir, ".spoolfs-probe-")
+	if err != nil {
+		return "", fmt.Errorf("--spill-dir %s: not writable: %v", dir, errors.Unwrap(err))
 	}
+	os.Remove(probe)
 	return dir, nil
 }
 

@@ -30,7 +30,7 @@ const readyFDEnv = "SPOOLFS_READY_FD"
 
 // memoryOverhead is what the daemon may use beyond the RAM budget: FUSE
 // request buffers, the tree of nodes, the Go runtime.
-const memoryOverhead = 64 << 20
+const memoryOverhead = 32 << 20
 
 // daemonize starts the same command in the background and waits until it
 // has mounted (exit 0) or failed (its message, exit 1).

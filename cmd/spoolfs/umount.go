@@ -16,15 +16,14 @@ import (
 
 func runUmount(args []string, stdout, stderr io.Writer) int {
 	flags := pflag.NewFlagSet("spoolfs umount", pflag.ContinueOnError)
-	flags.SetOutput(stderr)
+	flags.SetOutput(io.Discard)
 	lazy := flags.BoolP("lazy", "l", false, "if the mount is busy, detach it now and cut off the programs still using it")
-	flags.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: spoolfs umount [-l] MOUNTPOINT\n\nUnmount a spoolfs mount; its daemon deletes everything and exits.\n\n%s", flags.FlagUsages())
-	}
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprintf(stdout, "Usage: spoolfs umount [-l] MOUNTPOINT\n\nUnmount a spoolfs mount; its daemon deletes everything and exits.\n\n%s", flags.FlagUsages())
 			return exitOK
 		}
+		fmt.Fprintf(stderr, "spoolfs umount: %v\n", err)
 		return exitUsage
 	}
 	if flags.NArg() != 1 {

@@ -1,0 +1,244 @@
+package test
+
+import (
+	"crypto/sha256"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	spoolfs "github.com/spoolfs/spoolfs/fs"
+)
+
+// TestCLIMountUmount is the user's path: mount returns once the mount
+// answers, files work, 'spoolfs umount' deletes everything and the daemon
+// exits.
+func TestCLIMountUmount(t *testing.T) {
+	m := mountBinary(t, "--ram", "64MiB", "--spill-threshold", "1MiB", "--size", "1GiB")
+	small := []byte("hello, spoolfs\n")
+	writeFile(t, filepath.Join(m.Dir, "small"), small)
+	sh(t, m.Dir, "dd if=/dev/urandom of=big bs=1M count=8 status=none")
+	if got := readFile(t, filepath.Join(m.Dir, "small")); string(got) != string(small) {
+		t.Fatalf("read back %q", got)
+	}
+	out := sh(t, m.Dir, "df -B1 --output=size .")
+	if !strings.Contains(out, "1073741824") {
+		t.Errorf("df size is not 1GiB:\n%s", out)
+	}
+	if code, _, stderr := runSpoolfs(t, "umount", m.Dir); code != 0 {
+		t.Fatalf("umount: exit %d: %s", code, stderr)
+	}
+	m.waitGone(t)
+}
+
+// TestCLIForegroundExitsZero covers every route out of a foreground daemon:
+// umount(8), fusermount3 -u, SIGINT and SIGTERM, with a file held open.
+func TestCLIForegroundExitsZero(t *testing.T) {
+	requireFUSE(t)
+	routes := map[string]func(t *testing.T, dir string, p *os.Process){
+		"umount":     func(t *testing.T, dir string, _ *os.Process) { sh(t, "/", "umount "+dir) },
+		"fusermount": func(t *testing.T, dir string, _ *os.Process) { sh(t, "/", "fusermount3 -u "+dir) },
+		"SIGINT":     func(t *testing.T, _ string, p *os.Process) { p.Signal(os.Interrupt) },
+		"SIGTERM":    func(t *testing.T, _ string, p *os.Process) { p.Signal(syscall.SIGTERM) },
+	}
+	for name, stop := range routes {
+		t.Run(name, func(t *testing.T) {
+			dir, spillDir := t.TempDir(), t.TempDir()
+			cmd := exec.Command(spoolfsBinary(t), "mount", "-f", "--spill-threshold", "0", "--spill-dir", spillDir, dir)
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			t.Cleanup(func() {
+				if spoolfs.IsMounted(dir) {
+					spoolfs.Unmount(dir)
+				}
+				cmd.Process.Kill()
+			})
+			waitFor(t, 30*time.Second, "the mount", func() bool { return spoolfs.IsMounted(dir) })
+			writeFile(t, filepath.Join(dir, "f"), make([]byte, 1<<20))
+			if name == "SIGINT" || name == "SIGTERM" {
+				// A busy mount must not keep a signalled daemon alive.
+				f, err := os.Open(filepath.Join(dir, "f"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+			}
+			stop(t, dir, cmd.Process)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("daemon exited with %v, want 0", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("daemon did not exit")
+			}
+			checkNothingLeft(t, dir, spillDir)
+		})
+	}
+}
+
+// TestCLIBadInput: every bad value is one line naming the flag, exit 2, and
+// nothing mounted.
+func TestCLIBadInput(t *testing.T) {
+	requireFUSE(t)
+	dir := t.TempDir()
+	file := filepath.Join(t.TempDir(), "file")
+	writeFile(t, file, nil)
+	cases := map[string][]string{
+		"negative size":         {"--size", "-1G", dir},
+		"unknown unit":          {"--size", "12parsecs", dir},
+		"bad percentage":        {"--size", "150%", dir},
+		"threshold above ram":   {"--ram", "64MiB", "--spill-threshold", "128MiB", dir},
+		"missing mountpoint":    {"--size", "1G"},
+		"mountpoint is a file":  {file},
+		"no such mountpoint":    {filepath.Join(dir, "nope")},
+		"spill dir unwritable":  {"--spill-dir", "/proc", dir},
+		"spill dir inside":      {"--spill-dir", dir, dir},
+		"unknown flag":          {"--sise", "1G", dir},
+		"unknown -o option":     {"-o", "size=1G,bogus=1", dir},
+		"-o without value":      {"-o", "size", dir},
+		"-o bad value":          {"-o", "ram=lots", dir},
+		"bad mode":              {"--mode", "999", dir},
+		"read-only":             {"-o", "ro", dir},
+		"bad inodes":            {"--inodes", "many", dir},
+		"two mountpoints":       {dir, dir},
+		"bad uid":               {"--uid", "-5", dir},
+		"percent ram too large": {"--ram", "101%", dir},
+	}
+	for name, args := range cases {
+		t.Run(name, func(t *testing.T) {
+			code, _, stderr := runSpoolfs(t, append([]string{"mount"}, args...)...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2; stderr: %s", code, stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "spoolfs mount:") && !strings.Contains(lines[0], "flag") {
+				t.Errorf("want one line of error, got:\n%s", stderr)
+			}
+			if strings.Contains(stderr, "panic") || strings.Contains(stderr, "goroutine") {
+				t.Errorf("panic: %s", stderr)
+			}
+			if spoolfs.IsMounted(dir) {
+				spoolfs.Unmount(dir)
+				t.Fatal("a bad invocation mounted something")
+			}
+		})
+	}
+}
+
+// TestCLIKilledDaemon: after SIGKILL the mount point is dead, no byte of
+// file data is left on disk, and both 'spoolfs mount' and 'spoolfs umount'
+// clear the dead mount.
+func TestCLIKilledDaemon(t *testing.T) {
+	for _, then := range []string{"mount", "umount"} {
+		t.Run(then, func(t *testing.T) {
+			m := mountBinary(t, "--spill-threshold", "64KiB", "--ram", "1MiB")
+			sh(t, m.Dir, "dd if=/dev/urandom of=spilled bs=64k count=64 status=none; echo small > small")
+			if err := syscall.Kill(m.PID, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			m.waitGone(t)
+			var st syscall.Stat_t
+			if err := syscall.Stat(m.Dir, &st); err != syscall.ENOTCONN {
+				t.Fatalf("stat of the dead mount: %v, want ENOTCONN", err)
+			}
+			// The spill file had no name: only the empty private
+			// directory can remain, and os.Remove takes only empty ones.
+			assertNoFiles(t, m.SpillDir)
+			if then == "umount" {
+				removeEmptyDirs(t, m.SpillDir)
+			}
+			switch then {
+			case "mount":
+				again := []string{"mount", "--spill-dir", m.SpillDir, m.Dir}
+				if code, _, stderr := runSpoolfs(t, again...); code != 0 {
+					t.Fatalf("mount over a dead mount: exit %d: %s", code, stderr)
+				}
+				m.PID = daemonPID(m.Dir)
+				writeFile(t, filepath.Join(m.Dir, "new"), []byte("x"))
+				if _, err := os.Stat(filepath.Join(m.Dir, "small")); !os.IsNotExist(err) {
+					t.Errorf("old file visible in the new mount: %v", err)
+				}
+			case "umount":
+				if code, _, stderr := runSpoolfs(t, "umount", m.Dir); code != 0 {
+					t.Fatalf("umount of a dead mount: exit %d: %s", code, stderr)
+				}
+				if spoolfs.IsMounted(m.Dir) {
+					t.Fatal("still mounted")
+				}
+			}
+		})
+	}
+}
+
+// removeEmptyDirs removes the directories directly below dir, failing if
+// one is not empty.
+func removeEmptyDirs(t *testing.T, dir string) {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			t.Errorf("removing %s: %v", e.Name(), err)
+		}
+	}
+}
+
+// assertNoFiles fails if anything but directories is found below dir.
+func assertNoFiles(t *testing.T, dir string) {
+	t.Helper()
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			t.Errorf("file left on disk: %s (%d bytes)", p, info.Size())
+		}
+		return nil
+	})
+}
+
+// TestCLIMemoryTracksRAM: the daemon's peak RSS stays under its RAM budget
+// plus a fixed overhead, whether data streams to disk (one big file) or
+// many small files compete for RAM and get spilled least-recently-used
+// first.
+func TestCLIMemoryTracksRAM(t *testing.T) {
+	const budgetMiB, overheadMiB = 64, 48
+	m := mountWith(t, plainBinary.get(t), "--ram", "64MiB", "--spill-threshold", "4MiB")
+	sh(t, m.Dir, "dd if=/dev/zero of=big bs=1M count=1024 status=none")
+	h := sha256.New()
+	for i := range 96 {
+		name := filepath.Join(m.Dir, "small", strings.Repeat("x", i%7)+string(rune('a'+i%26))+"-"+itoa(i))
+		os.MkdirAll(filepath.Dir(name), 0o755)
+		data := make([]byte, 3<<20)
+		for j := range data {
+			data[j] = byte(i + j)
+		}
+		h.Write(data)
+		writeFile(t, name, data)
+	}
+	hwm := statusKiB(t, m.PID, "VmHWM") >> 10
+	t.Logf("peak RSS %d MiB with a %d MiB budget after 1 GiB streamed and 288 MiB of small files", hwm, budgetMiB)
+	if hwm > budgetMiB+overheadMiB {
+		t.Errorf("peak RSS %d MiB > budget %d MiB + overhead %d MiB", hwm, budgetMiB, overheadMiB)
+	}
+	// Everything still reads back.
+	h2 := sha256.New()
+	for i := range 96 {
+		f, err := os.Open(filepath.Join(m.Dir, "small", strings.Repeat("x", i%7)+string(rune('a'+i%26))+"-"+itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(h2, f)
+		f.Close()
+	}
+	if string(h.Sum(nil)) != string(h2.Sum(nil)) {
+		t.Error("small files changed after being spilled")
+	}
+}
+
+func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i/10)) + string(rune('0'+i%10))) }
