@@ -34,7 +34,7 @@ type File struct {
 func (p *Pool) NewFile(acct Accounter) *File {
 	f := &File{pool: p, acct: acct, ram: &ramPages{}}
 	p.files.Add(1)
-	p.addToLRU(f)
+	p.register(f)
 	return f
 }
 
@@ -317,6 +317,7 @@ func (f *File) Close() error {
 	}
 	f.closed = true
 	f.pool.files.Add(-1)
+	f.pool.unregister(f)
 	f.acct.Release(f.allocated)
 	f.allocated = 0
 	if f.ram != nil {

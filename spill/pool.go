@@ -63,6 +63,7 @@ type Pool struct {
 	// Guarded by mu:
 	ramUsed int64
 	lru     list.List // of *File in RAM, most recently used at the front
+	live    map[*File]struct{}
 	closed  bool
 }
 
@@ -82,7 +83,7 @@ func NewPool(cfg Config) (*Pool, error) {
 		os.Remove(dir)
 		return nil, fmt.Errorf("spill: private directory: %w", err)
 	}
-	p := &Pool{threshold: cfg.Threshold, budget: cfg.RAMBudget, dir: dir}
+	p := &Pool{threshold: cfg.Threshold, budget: cfg.RAMBudget, dir: dir, live: make(map[*File]struct{})}
 	p.pages.New = func() any { return new([PageSize]byte) }
 	return p, nil
 }
@@ -131,13 +132,27 @@ func (p *Pool) Stats() Stats {
 	}
 }
 
-// Close removes the private directory. Files still open keep their data
-// (spill files have no name) until they are closed.
+// Close frees every file still live, in RAM and on disk, and removes the
+// private directory: the end of a mount, when files still open were cut
+// off. Further operations on those files fail with ErrClosed.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	p.closed = true
+	live := make([]*File, 0, len(p.live))
+	for f := range p.live {
+		live = append(live, f)
+	}
 	p.mu.Unlock()
-	return os.Remove(p.dir)
+	var first error
+	for _, f := range live { // File.Close takes f.mu, then p.mu: not held here
+		if err := f.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := os.Remove(p.dir); err != nil && first == nil {
+		first = err
+	}
+	return first
 }
 
 // reserveRAM charges n bytes of RAM for f, evicting colder RAM files to disk
@@ -210,9 +225,17 @@ func (p *Pool) touch(f *File) {
 	p.mu.Unlock()
 }
 
-func (p *Pool) addToLRU(f *File) {
+// register adds a new RAM file to the live set and the LRU list.
+func (p *Pool) register(f *File) {
 	p.mu.Lock()
+	p.live[f] = struct{}{}
 	f.lruElem = p.lru.PushFront(f)
+	p.mu.Unlock()
+}
+
+func (p *Pool) unregister(f *File) {
+	p.mu.Lock()
+	delete(p.live, f)
 	p.mu.Unlock()
 }
 
