@@ -19,6 +19,7 @@ type attrs struct {
 	fsys *FS
 	ino  uint64
 	acct *quota.Account // fixed at creation: renames never cross accounts
+	sess *session       // the session the node is in; nil at the root level
 
 	mu sync.Mutex
 	// Guarded by mu:
@@ -40,6 +41,7 @@ func (f *FS) initAttrs(a *attrs, ctx context.Context, parent *dirNode, mode uint
 		a.uid, a.gid = c.Uid, c.Gid
 	}
 	if parent != nil {
+		a.sess = parent.sess
 		parent.mu.Lock()
 		if parent.mode&syscall.S_ISGID != 0 {
 			a.gid = parent.gid
@@ -120,7 +122,7 @@ func (a *attrs) setattrLocked(in *fuse.SetAttrIn) {
 // (with group execute) rather than mandatory locking.
 func (a *attrs) clearSetIDLocked() {
 	a.mode &^= syscall.S_ISUID
-	if a.mode&(syscall.S_ISGID|syscall.S_IXGRP) == syscall.S_ISGID|syscall.S_IXGRP {
+	if a.mode&(syscall.S_ISGID|0o010) == syscall.S_ISGID|0o010 {
 		a.mode &^= syscall.S_ISGID
 	}
 }

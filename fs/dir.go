@@ -10,9 +10,9 @@ import (
 	"github.com/spoolfs/spoolfs/quota"
 )
 
-// dirNode is a directory. Its entries are go-fuse's in-memory children, so
-// lookups never reach this code; readdir lists a snapshot taken at opendir,
-// which is what keeps it stable while entries come and go.
+// dirNode is a directory. Its entries are go-fuse's in-memory children;
+// readdir lists a snapshot taken at opendir, which is what keeps it stable
+// while entries come and go.
 type dirNode struct {
 	gofs.Inode
 	attrs
@@ -22,6 +22,8 @@ var (
 	_ gofs.NodeGetattrer = (*dirNode)(nil)
 	_ gofs.NodeSetattrer = (*dirNode)(nil)
 	_ gofs.NodeStatfser  = (*dirNode)(nil)
+	_ gofs.NodeLookuper  = (*dirNode)(nil)
+	_ gofs.NodeOpendirer = (*dirNode)(nil)
 	_ gofs.NodeCreater   = (*dirNode)(nil)
 	_ gofs.NodeMkdirer   = (*dirNode)(nil)
 	_ gofs.NodeMknoder   = (*dirNode)(nil)
@@ -32,6 +34,14 @@ var (
 	_ gofs.NodeRenamer   = (*dirNode)(nil)
 )
 
+// directory is what every directory kind (plain, session, root) offers.
+type directory interface {
+	node
+	dir() *dirNode
+}
+
+func (n *dirNode) dir() *dirNode { return n }
+
 const dirSize = 4096
 
 func (n *dirNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -40,11 +50,35 @@ func (n *dirNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.Attr
 }
 
 func (n *dirNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	n.active()
 	return setattrShared(&n.attrs, in, dirSize, out)
 }
 
+// Statfs reports the figures of the account the directory is charged to:
+// inside a session, df shows the session's limits and use.
 func (n *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	n.fsys.statfs(n.acct, out)
+	return 0
+}
+
+// Lookup is what go-fuse would do for an in-memory tree, plus counting the
+// lookup as activity in the session.
+func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.active()
+	ch := n.GetChild(name)
+	if ch == nil {
+		return nil, syscall.ENOENT
+	}
+	if g, ok := ch.Operations().(gofs.NodeGetattrer); ok {
+		var ao fuse.AttrOut
+		g.Getattr(ctx, nil, &ao)
+		out.Attr = ao.Attr
+	}
+	return ch, 0
+}
+
+func (n *dirNode) Opendir(ctx context.Context) syscall.Errno {
+	n.active()
 	return 0
 }
 
@@ -65,18 +99,28 @@ func (n *dirNode) addEntry(name string, acct *quota.Account) syscall.Errno {
 }
 
 func (n *dirNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	leave, errno := n.enter()
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	defer leave()
 	acct := n.childAccount()
 	if errno := n.addEntry(name, acct); errno != 0 {
 		return nil, nil, 0, errno
 	}
 	file := n.fsys.newFile(ctx, n, mode, acct)
-	file.opens = 1
+	file.opened()
 	ch := n.NewPersistentInode(ctx, file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: file.ino})
 	file.fillEntry(out)
 	return ch, &handle{}, openFlags, 0
 }
 
 func (n *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	leave, errno := n.enter()
+	if errno != 0 {
+		return nil, errno
+	}
+	defer leave()
 	acct := n.childAccount()
 	if errno := n.addEntry(name, acct); errno != 0 {
 		return nil, errno
@@ -84,37 +128,44 @@ func (n *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	dir := &dirNode{}
 	n.fsys.initAttrs(&dir.attrs, ctx, n, syscall.S_IFDIR|mode&07777, acct)
 	dir.nlink = 2
-	n.mu.Lock()
-	n.nlink++
-	n.mu.Unlock()
+	n.adjustNlink(+1)
 	return n.addNode(ctx, dir, out), 0
 }
 
 func (n *dirNode) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	leave, errno := n.enter()
+	if errno != 0 {
+		return nil, errno
+	}
+	defer leave()
+	acct := n.childAccount()
+	var nd node
 	switch mode & syscall.S_IFMT {
 	case syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
-	case syscall.S_IFREG, 0:
-		// mknod(2) of a regular file: an empty file.
-		acct := n.childAccount()
 		if errno := n.addEntry(name, acct); errno != 0 {
 			return nil, errno
 		}
-		file := n.fsys.newFile(ctx, n, mode, acct)
-		return n.addNode(ctx, file, out), 0
+		sp := &specialNode{}
+		n.fsys.initAttrs(&sp.attrs, ctx, n, mode, acct)
+		sp.rdev = rdev
+		nd = sp
+	case syscall.S_IFREG, 0: // mknod(2) of a regular file: an empty file
+		if errno := n.addEntry(name, acct); errno != 0 {
+			return nil, errno
+		}
+		nd = n.fsys.newFile(ctx, n, mode, acct)
 	default:
 		return nil, syscall.EINVAL
 	}
-	acct := n.childAccount()
-	if errno := n.addEntry(name, acct); errno != 0 {
-		return nil, errno
-	}
-	sp := &specialNode{}
-	n.fsys.initAttrs(&sp.attrs, ctx, n, mode, acct)
-	sp.rdev = rdev
-	return n.addNode(ctx, sp, out), 0
+	return n.addNode(ctx, nd, out), 0
 }
 
 func (n *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	leave, errno := n.enter()
+	if errno != 0 {
+		return nil, errno
+	}
+	defer leave()
 	acct := n.childAccount()
 	if errno := n.addEntry(name, acct); errno != 0 {
 		return nil, errno
@@ -128,12 +179,16 @@ func (n *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 func (n *dirNode) addNode(ctx context.Context, nd node, out *fuse.EntryOut) *gofs.Inode {
 	a := nd.meta()
 	ch := n.NewPersistentInode(ctx, nd, gofs.StableAttr{Mode: a.mode & syscall.S_IFMT, Ino: a.ino})
+	fillEntryOut(ctx, nd, out)
+	return ch
+}
+
+func fillEntryOut(ctx context.Context, nd gofs.InodeEmbedder, out *fuse.EntryOut) {
 	var ao fuse.AttrOut
 	if g, ok := nd.(gofs.NodeGetattrer); ok {
 		g.Getattr(ctx, nil, &ao)
 	}
 	out.Attr = ao.Attr
-	return ch
 }
 
 func (n *dirNode) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
@@ -145,6 +200,11 @@ func (n *dirNode) Link(ctx context.Context, target gofs.InodeEmbedder, name stri
 	if a.acct != n.childAccount() {
 		return nil, syscall.EXDEV
 	}
+	leave, errno := n.enter()
+	if errno != 0 {
+		return nil, errno
+	}
+	defer leave()
 	if n.GetChild(name) != nil {
 		return nil, syscall.EEXIST
 	}
@@ -157,15 +217,16 @@ func (n *dirNode) Link(ctx context.Context, target gofs.InodeEmbedder, name stri
 	a.ctime = n.fsys.now()
 	a.mu.Unlock()
 	n.touchTimes()
-	var ao fuse.AttrOut
-	if g, ok := target.(gofs.NodeGetattrer); ok {
-		g.Getattr(ctx, nil, &ao)
-	}
-	out.Attr = ao.Attr
+	fillEntryOut(ctx, target, out)
 	return target.EmbeddedInode(), 0
 }
 
 func (n *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	leave, errno := n.enter()
+	if errno != 0 {
+		return errno
+	}
+	defer leave()
 	ch := n.GetChild(name)
 	if ch == nil {
 		return syscall.ENOENT
@@ -180,22 +241,25 @@ func (n *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	leave, errno := n.enter()
+	if errno != 0 {
+		return errno
+	}
+	defer leave()
 	ch := n.GetChild(name)
 	if ch == nil {
 		return syscall.ENOENT
 	}
-	dir, ok := ch.Operations().(*dirNode)
+	nd, ok := ch.Operations().(directory)
 	if !ok {
 		return syscall.ENOTDIR
 	}
 	if len(ch.Children()) > 0 {
 		return syscall.ENOTEMPTY
 	}
-	n.mu.Lock()
-	n.touchLocked()
-	n.nlink--
-	n.mu.Unlock()
-	dir.dropLink()
+	n.touchTimes()
+	n.adjustNlink(-1)
+	nd.dropLink()
 	return 0
 }
 

@@ -59,12 +59,18 @@ func (f *FS) newFile(ctx context.Context, parent *dirNode, mode uint32, acct *qu
 // Tmpfile serves open(O_TMPFILE): a file with no name, freed at its last
 // close unless linkat gives it one.
 func (n *dirNode) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	leave, errno := n.enter()
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	defer leave()
 	acct := n.childAccount()
 	if err := acct.ReserveInodes(1); err != nil {
 		return nil, nil, 0, n.fsys.toErrno("tmpfile", err)
 	}
 	file := n.fsys.newFile(ctx, n, mode, acct)
-	file.nlink, file.opens = 0, 1
+	file.nlink = 0
+	file.opened()
 	file.linkable = flags&syscall.O_EXCL == 0
 	ch := n.NewPersistentInode(ctx, file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: file.ino})
 	file.fillEntry(out)
@@ -91,6 +97,7 @@ func (n *fileNode) fillSize(out *fuse.Attr) {
 }
 
 func (n *fileNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	n.active()
 	if size, ok := in.GetSize(); ok {
 		if err := n.data.Truncate(int64(size)); err != nil {
 			return n.fsys.toErrno("truncate", err)
@@ -109,15 +116,28 @@ func (n *fileNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetA
 
 func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.freed {
+	freed := n.freed
+	n.mu.Unlock()
+	if freed {
 		return nil, 0, syscall.ENOENT
 	}
-	n.opens++
+	n.opened()
 	return &handle{}, openFlags, 0
 }
 
+// opened counts a new handle, in the file and in its session.
+func (n *fileNode) opened() {
+	n.mu.Lock()
+	n.opens++
+	n.mu.Unlock()
+	if s := n.sess; s != nil {
+		s.opens.Add(1)
+		s.touch()
+	}
+}
+
 func (n *fileNode) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n.active()
 	got, err := n.data.ReadAt(dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, n.fsys.toErrno("read", err)
@@ -126,6 +146,7 @@ func (n *fileNode) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off
 }
 
 func (n *fileNode) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	n.active()
 	written, err := n.data.WriteAt(data, off)
 	if written > 0 {
 		n.mu.Lock()
@@ -198,6 +219,10 @@ func (n *fileNode) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) s
 func (n *fileNode) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno { return 0 }
 
 func (n *fileNode) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
+	if s := n.sess; s != nil {
+		s.opens.Add(-1)
+		s.touch()
+	}
 	n.mu.Lock()
 	n.opens--
 	last := n.opens == 0 && n.nlink == 0
@@ -233,4 +258,7 @@ func (n *fileNode) free() {
 	}
 	n.acct.ReleaseInodes(1)
 	n.ForgetPersistent()
+	if s := n.sess; s != nil && s.ended.Load() {
+		s.maybeClose()
+	}
 }

@@ -23,6 +23,9 @@ type Config struct {
 	RootMode uint32
 	RootUID  uint32
 	RootGID  uint32
+	// Sessions is the policy of new sessions (top-level directories) and
+	// the ceiling their owners may not raise theirs above.
+	Sessions SessionPolicy
 	Logger   *slog.Logger // nil: log nothing
 	// Now is the clock for timestamps; nil means time.Now.
 	Now func() time.Time
@@ -35,8 +38,10 @@ type FS struct {
 	quota   *quota.Account
 	log     *slog.Logger
 	now     func() time.Time
-	nextIno atomic.Uint64
-	root    *dirNode
+	nextIno  atomic.Uint64
+	root     *rootDir
+	sessions *sessionTable
+	pids     *pidWatcher
 }
 
 // New returns a filesystem ready to be mounted. The root directory counts
@@ -52,7 +57,9 @@ func New(cfg Config) (*FS, error) {
 	if err := f.quota.ReserveInodes(1); err != nil {
 		return nil, err
 	}
-	root := &dirNode{}
+	f.sessions = newSessionTable(f, cfg.Sessions)
+	f.pids = newPidWatcher()
+	root := &rootDir{}
 	f.initAttrs(&root.attrs, context.Background(), nil, syscall.S_IFDIR|cfg.RootMode&07777, f.quota)
 	root.uid, root.gid, root.nlink = cfg.RootUID, cfg.RootGID, 2
 	f.root = root
@@ -61,6 +68,9 @@ func New(cfg Config) (*FS, error) {
 
 // Root is the node to hand to go-fuse's fs.Mount.
 func (f *FS) Root() gofs.InodeEmbedder { return f.root }
+
+// RunExpiry ends sessions as their deadlines pass, until ctx is done.
+func (f *FS) RunExpiry(ctx context.Context) { f.sessions.Run(ctx) }
 
 // Pool is the byte store behind the mount.
 func (f *FS) Pool() *spill.Pool { return f.pool }
@@ -79,7 +89,7 @@ func (f *FS) Options() *gofs.Options {
 			Name:              "spoolfs",
 			MaxWrite:          1 << 20,
 			Options:           []string{"default_permissions"},
-			ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2,
+			ExtraCapabilities: extraCapabilities,
 		},
 	}
 }
@@ -123,4 +133,7 @@ func satAdd(a, b int64) int64 {
 // Close frees everything the filesystem still holds, in RAM and on disk,
 // once it is unmounted: files still open when a busy mount was cut off
 // included.
-func (f *FS) Close() error { return f.pool.Close() }
+func (f *FS) Close() error {
+	f.pids.close()
+	return f.pool.Close()
+}

@@ -84,13 +84,19 @@ func unescapeMount(s string) string {
 // without touching dir itself (which could hang on a stuck FUSE server).
 func IsMounted(dir string) bool { return isMounted(dir) }
 
-// ClearDeadMount detaches a FUSE mount at dir whose server is gone (stat
-// fails with ENOTCONN, "Transport endpoint is not connected"), so that dir
-// can be mounted again. It does nothing to a live mount or a plain directory.
+// IsDeadMountError says whether err is what a FUSE mount whose server is
+// gone answers: ENOTCONN ("Transport endpoint is not connected"), or
+// ECONNABORTED once its connection was aborted.
+func IsDeadMountError(err error) bool {
+	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+// ClearDeadMount detaches a FUSE mount at dir whose server is gone, so that
+// dir can be mounted again. It does nothing to a live mount or a plain
+// directory.
 func ClearDeadMount(dir string) error {
 	var st unix.Stat_t
-	err := unix.Stat(dir, &st)
-	if !errors.Is(err, syscall.ENOTCONN) {
+	if err := unix.Stat(dir, &st); !IsDeadMountError(err) {
 		return nil
 	}
 	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {

@@ -18,10 +18,11 @@ const (
 // the filesystem, drop a replaced target and fix link counts and times.
 // The kernel holds the rename lock, so the tree does not change under us.
 func (n *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	dst, ok := newParent.(*dirNode)
+	dp, ok := newParent.(directory)
 	if !ok {
 		return syscall.EXDEV
 	}
+	dst := dp.dir()
 	if flags&renameWhiteout != 0 || flags&^(renameNoReplace|renameExchange) != 0 {
 		return syscall.EINVAL
 	}
@@ -30,9 +31,14 @@ func (n *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		return syscall.ENOENT
 	}
 	src := srcInode.Operations().(node)
-	if src.meta().acct != dst.childAccount() {
+	if !sameTree(src, n, dst) {
 		return syscall.EXDEV
 	}
+	leave, errno := src.meta().enter()
+	if errno != 0 {
+		return errno
+	}
+	defer leave()
 	target := dst.GetChild(newName)
 	if flags&renameExchange != 0 {
 		return n.exchange(srcInode, dst, target)
@@ -64,6 +70,16 @@ func (n *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	return 0
 }
 
+// sameTree says whether src may move from dir from to dir to: only within
+// one account (a session, or the root level), like a rename within one
+// filesystem. Sessions themselves may be renamed within the root.
+func sameTree(src node, from, to *dirNode) bool {
+	if _, isSession := src.(*sessionDir); isSession {
+		return from == to
+	}
+	return src.meta().acct == to.childAccount()
+}
+
 // checkReplace applies the rules for renaming src over an existing target.
 func checkReplace(src, target *gofs.Inode) syscall.Errno {
 	switch {
@@ -82,7 +98,7 @@ func (n *dirNode) exchange(src *gofs.Inode, dst *dirNode, target *gofs.Inode) sy
 	if target == nil {
 		return syscall.ENOENT
 	}
-	if target.Operations().(node).meta().acct != n.childAccount() {
+	if !sameTree(target.Operations().(node), dst, n) {
 		return syscall.EXDEV
 	}
 	if n != dst && src.IsDir() != target.IsDir() {

@@ -33,7 +33,7 @@ func (a *attrs) Getxattr(ctx context.Context, name string, dest []byte) (uint32,
 	defer a.mu.Unlock()
 	v, ok := a.xattrs[name]
 	if !ok {
-		return 0, syscall.ENODATA
+		return 0, errNoAttr
 	}
 	if len(dest) < len(v) {
 		return uint32(len(v)), syscall.ERANGE
@@ -52,7 +52,7 @@ func (a *attrs) Setxattr(ctx context.Context, name string, data []byte, flags ui
 	case flags&xattrCreate != 0 && exists:
 		return syscall.EEXIST
 	case flags&xattrReplace != 0 && !exists:
-		return syscall.ENODATA
+		return errNoAttr
 	}
 	total := len(data) - len(old)
 	if !exists {
@@ -76,7 +76,7 @@ func (a *attrs) Removexattr(ctx context.Context, name string) syscall.Errno {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, ok := a.xattrs[name]; !ok {
-		return syscall.ENODATA
+		return errNoAttr
 	}
 	delete(a.xattrs, name)
 	a.ctime = a.fsys.now()

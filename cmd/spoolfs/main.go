@@ -28,6 +28,8 @@ const usage = `spoolfs: self-cleaning temporary directories in RAM that spill to
 Usage:
   spoolfs mount [flags] MOUNTPOINT     mount (returns once ready; -f stays in the foreground)
   spoolfs umount MOUNTPOINT            unmount and delete everything in it
+  spoolfs session new|ls|rm|touch ...  self-deleting session directories (see 'spoolfs session --help')
+  spoolfs status MOUNTPOINT [--json]   capacity, RAM, spill and sessions at a glance
   spoolfs SOURCE MOUNTPOINT -o OPTS    the form mount(8) uses through mount.fuse3
   spoolfs help [COMMAND]
 
@@ -44,6 +46,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runMount(args[1:], stdout, stderr)
 	case "umount", "unmount":
 		return runUmount(args[1:], stdout, stderr)
+	case "session":
+		return runSession(args[1:], stdout, stderr)
+	case "status":
+		return runStatus(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		if len(args) > 1 {
 			return run([]string{args[1], "--help"}, stdout, stderr)

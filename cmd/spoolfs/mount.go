@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
+
+	spoolfs "github.com/spoolfs/spoolfs/fs"
 )
 
 // mountConfig is everything 'spoolfs mount' is told, before defaults that
@@ -26,6 +29,12 @@ type mountConfig struct {
 	foreground bool
 	debug      bool
 	options    []string // -o key=value,...
+
+	sessionTTL    duration
+	sessionIdle   duration
+	sessionSize   byteSize
+	sessionInodes count
+	lifetime      duration
 }
 
 func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
@@ -42,6 +51,11 @@ func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
 	f.Uint32Var(&c.uid, "uid", uint32(os.Getuid()), "owner of the root directory")
 	f.Uint32Var(&c.gid, "gid", uint32(os.Getgid()), "group of the root directory")
 	f.BoolVar(&c.allowOther, "allow-other", os.Getuid() == 0, "let other users into the mount (default on as root)")
+	f.Var(&c.sessionTTL, "session-ttl", "default and ceiling for a session's age limit, e.g. 2h (0: none)")
+	f.Var(&c.sessionIdle, "session-idle", "default and ceiling for a session's idle limit, e.g. 10m (0: none)")
+	f.Var(&c.sessionSize, "session-size", "default and ceiling for a session's bytes (0: none)")
+	f.Var(&c.sessionInodes, "session-inodes", "default and ceiling for a session's inodes (0: none)")
+	f.Var(&c.lifetime, "lifetime", "unmount and delete everything after this long, e.g. 8h (0: never)")
 	f.StringArrayVarP(&c.options, "options", "o", nil, "mount(8)-style options: -o size=2G,ram=256M,spill_threshold=4M (every flag has one)")
 	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground instead of returning once mounted")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, spills and refusals to stderr (implies -f)")
@@ -151,12 +165,15 @@ type mountPlan struct {
 	uid, gid   uint32
 	allowOther bool
 	debug      bool
+	sessions   spoolfs.SessionPolicy
+	lifetime   time.Duration
 }
 
 const defaultThreshold = 16 << 20
 
 func (c *mountConfig) resolve(mountpoint string) (*mountPlan, error) {
-	p := &mountPlan{mode: uint32(c.mode), uid: c.uid, gid: c.gid, allowOther: c.allowOther, debug: c.debug}
+	p := &mountPlan{mode: uint32(c.mode), uid: c.uid, gid: c.gid, allowOther: c.allowOther, debug: c.debug,
+		lifetime: time.Duration(c.lifetime)}
 	var err error
 	if p.dir, err = checkMountpoint(mountpoint); err != nil {
 		return nil, err
@@ -186,6 +203,10 @@ func (c *mountConfig) resolve(mountpoint string) (*mountPlan, error) {
 	if !c.threshold.set {
 		p.threshold = min(defaultThreshold, p.ram)
 	}
+	p.sessions = spoolfs.SessionPolicy{
+		TTL: time.Duration(c.sessionTTL), Idle: time.Duration(c.sessionIdle),
+		Bytes: c.sessionSize.resolve(p.size), Inodes: c.sessionInodes.n,
+	}
 	return p, p.check()
 }
 
@@ -193,6 +214,8 @@ func (p *mountPlan) check() error {
 	switch {
 	case p.threshold > p.ram:
 		return fmt.Errorf("--spill-threshold %d is above --ram %d: a file that big could never stay in RAM", p.threshold, p.ram)
+	case p.sessions.Bytes != 0 && p.size != 0 && p.sessions.Bytes > p.size:
+		return fmt.Errorf("--session-size %d is above --size %d", p.sessions.Bytes, p.size)
 	case p.size != 0 && p.size < 4096:
 		return fmt.Errorf("--size %d: too small to hold anything", p.size)
 	case p.allowOther && os.Getuid() != 0 && !userAllowOther():
@@ -207,7 +230,7 @@ func checkMountpoint(arg string) (string, error) {
 		return "", fmt.Errorf("MOUNTPOINT %q: %v", arg, err)
 	}
 	st, err := os.Stat(dir)
-	if errors.Is(err, unix.ENOTCONN) {
+	if spoolfs.IsDeadMountError(err) {
 		return dir, nil // a dead spoolfs: serve clears it before mounting
 	}
 	if err != nil {
@@ -259,14 +282,6 @@ func absPath(p string) string {
 func within(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
-}
-
-func physicalMemory() int64 {
-	var info unix.Sysinfo_t
-	if err := unix.Sysinfo(&info); err != nil {
-		return 1 << 30
-	}
-	return int64(info.Totalram) * int64(info.Unit)
 }
 
 func userAllowOther() bool {

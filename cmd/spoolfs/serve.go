@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -142,6 +143,13 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 			}
 		})
 	}
+	ctx, stopExpiry := context.WithCancel(context.Background())
+	defer stopExpiry()
+	go fsys.RunExpiry(ctx)
+	if p.lifetime > 0 {
+		lifetime := time.AfterFunc(p.lifetime, func() { shutdown("lifetime") })
+		defer lifetime.Stop()
+	}
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
@@ -152,6 +160,7 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 
 	server.Wait()
 	signal.Stop(signals)
+	stopExpiry()
 	if err := fsys.Close(); err != nil {
 		logger.Error("freeing spilled data", "err", err)
 		return exitFailure
@@ -169,7 +178,8 @@ func mount(p *mountPlan, logger *slog.Logger) (*fuse.Server, *spoolfs.FS, error)
 		Pool:     pool,
 		Quota:    quota.NewRoot(quota.Limits{Bytes: p.size, Inodes: p.inodes}),
 		RootMode: p.mode, RootUID: p.uid, RootGID: p.gid,
-		Logger: logger,
+		Sessions: p.sessions,
+		Logger:   logger,
 	})
 	if err != nil {
 		pool.Close()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dustin/go-humanize"
 )
@@ -100,5 +101,23 @@ func (m *octalMode) Set(v string) error {
 		return fmt.Errorf("%q: not an octal mode between 0000 and 7777", v)
 	}
 	*m = octalMode(n)
+	return nil
+}
+
+// duration is a Go duration ("90s", "2h"); 0 means none.
+type duration time.Duration
+
+func (d *duration) String() string { return time.Duration(*d).String() }
+func (d *duration) Type() string   { return "duration" }
+
+func (d *duration) Set(v string) error {
+	x, err := time.ParseDuration(strings.TrimSpace(v))
+	if v == "0" {
+		x, err = 0, nil
+	}
+	if err != nil || x < 0 {
+		return fmt.Errorf("%q: not a duration (try 90s, 10m or 2h)", v)
+	}
+	*d = duration(x)
 	return nil
 }

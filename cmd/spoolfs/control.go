@@ -1,0 +1,169 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The CLI talks to a mount only through the extended attributes the
+// daemon serves on the root and on session directories, so it works from
+// inside a container that sees nothing but the mount or one session.
+const ctlPrefix = "user.spoolfs."
+
+func getControl(path, name string) (string, error) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Getxattr(path, ctlPrefix+name, buf)
+		if errors.Is(err, unix.ERANGE) {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+}
+
+func setControl(path, name, value string) error {
+	err := unix.Setxattr(path, ctlPrefix+name, []byte(value), 0)
+	if err != nil {
+		return fmt.Errorf("%s=%s: %w", name, value, describeControlError(err))
+	}
+	return nil
+}
+
+func describeControlError(err error) error {
+	switch {
+	case errors.Is(err, unix.EPERM):
+		return errors.New("not allowed (only the session's owner or root, and within the mount's ceilings)")
+	case errors.Is(err, unix.EINVAL):
+		return errors.New("invalid value")
+	case errors.Is(err, unix.ESRCH):
+		return errors.New("no such process")
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, errNoAttr):
+		return errors.New("not a spoolfs session")
+	}
+	return err
+}
+
+// kindOf says whether path is a spoolfs root, a session, or neither.
+func kindOf(path string) string {
+	if _, err := getControl(path, "status"); err == nil {
+		return "root"
+	}
+	if _, err := getControl(path, "created"); err == nil {
+		return "session"
+	}
+	return ""
+}
+
+// sessionInfo is one session's figures, read through its attributes.
+type sessionInfo struct {
+	Name    string    `json:"name"`
+	Path    string    `json:"path"`
+	Owner   uint32    `json:"uid"`
+	Created time.Time `json:"created"`
+	Expires string    `json:"expires"` // RFC 3339 or "never"
+	Reason  string    `json:"ends_by"`
+	TTL     string    `json:"ttl"`
+	Idle    string    `json:"idle"`
+	Size    int64     `json:"size_limit"`
+	Inodes  int64     `json:"inodes_limit"`
+	PID     int       `json:"pid"`
+	Usage   struct {
+		Bytes     int64 `json:"bytes"`
+		Inodes    int64 `json:"inodes"`
+		RAM       int64 `json:"ram"`
+		Disk      int64 `json:"disk"`
+		OpenFiles int64 `json:"open_files"`
+	} `json:"usage"`
+}
+
+func readSession(path string) (*sessionInfo, error) {
+	s := &sessionInfo{Name: filepath.Base(path), Path: path}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil, err
+	}
+	s.Owner = st.Uid
+	fields := map[string]*string{"expires": &s.Expires, "reason": &s.Reason, "ttl": &s.TTL, "idle": &s.Idle}
+	for name, dst := range fields {
+		v, err := getControl(path, name)
+		if err != nil {
+			return nil, err
+		}
+		*dst = v
+	}
+	var created, usage, size, inodes, pid string
+	for name, dst := range map[string]*string{"created": &created, "usage": &usage, "size": &size, "inodes": &inodes, "pid": &pid} {
+		v, err := getControl(path, name)
+		if err != nil {
+			return nil, err
+		}
+		*dst = v
+	}
+	s.Created, _ = time.Parse(time.RFC3339Nano, created)
+	fmt.Sscan(size, &s.Size)
+	fmt.Sscan(inodes, &s.Inodes)
+	fmt.Sscan(pid, &s.PID)
+	if err := json.Unmarshal([]byte(usage), &s.Usage); err != nil {
+		return nil, fmt.Errorf("%s: bad usage figures: %v", path, err)
+	}
+	return s, nil
+}
+
+// listSessions reads every session of a mount root, or the one session
+// path is (a container that sees only its own session).
+func listSessions(path string) ([]*sessionInfo, error) {
+	switch kindOf(path) {
+	case "session":
+		s, err := readSession(path)
+		if err != nil {
+			return nil, err
+		}
+		return []*sessionInfo{s}, nil
+	case "root":
+	default:
+		return nil, fmt.Errorf("%s is not a spoolfs mount or session", path)
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*sessionInfo
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		s, err := readSession(filepath.Join(path, e.Name()))
+		if err != nil {
+			continue // ended while we listed
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// timeLeft renders an expiry as a duration from now.
+func timeLeft(expires string, now time.Time) string {
+	if expires == "never" || expires == "" {
+		return "never"
+	}
+	t, err := time.Parse(time.RFC3339Nano, expires)
+	if err != nil {
+		return expires
+	}
+	d := t.Sub(now).Round(time.Second)
+	if d <= 0 {
+		return "now"
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(d.String(), "0s"), "0m")
+}

@@ -1,0 +1,6 @@
+package fs
+
+import "syscall"
+
+// errNoAttr is "no such extended attribute".
+const errNoAttr = syscall.ENODATA

@@ -1,0 +1,50 @@
+//go:build darwin || freebsd
+
+package fs
+
+import (
+	"errors"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+var errNoFusectl = errors.New("aborting a FUSE connection needs Linux's fusectl")
+
+// ConnectionID has no meaning without fusectl.
+func ConnectionID(dir string) (uint32, error) { return 0, errNoFusectl }
+
+// Abort has no equivalent here; a forced unmount is the way out.
+func Abort(id uint32) error { return errNoFusectl }
+
+// IsMounted reports whether dir is the root of a mount.
+func IsMounted(dir string) bool {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return false
+	}
+	return unix.ByteSliceToString(st.Mntonname[:]) == dir
+}
+
+// IsDeadMountError says whether err is what a FUSE mount whose server is
+// gone answers.
+func IsDeadMountError(err error) bool {
+	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ENXIO)
+}
+
+// ClearDeadMount force-unmounts dir if its server is gone.
+func ClearDeadMount(dir string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); IsDeadMountError(err) {
+		return unix.Unmount(dir, unix.MNT_FORCE)
+	}
+	return nil
+}
+
+// Unmount unmounts dir, forcing it if busy.
+func Unmount(dir string) error {
+	if err := unix.Unmount(dir, 0); err == nil {
+		return nil
+	}
+	return unix.Unmount(dir, unix.MNT_FORCE)
+}

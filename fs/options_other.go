@@ -1,0 +1,5 @@
+//go:build !linux
+
+package fs
+
+const extraCapabilities = 0

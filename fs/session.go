@@ -1,0 +1,349 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/spoolfs/spoolfs/fs/expiry"
+	"github.com/spoolfs/spoolfs/quota"
+)
+
+// SessionPolicy is a session's lifetime and limits; a zero field means none.
+// The mount's policy is both the default for new sessions and the ceiling
+// that a session's owner may not raise its own above.
+type SessionPolicy struct {
+	TTL    time.Duration // age at which the session ends
+	Idle   time.Duration // time without activity after which it ends
+	Bytes  int64         // byte quota (EDQUOT past it)
+	Inodes int64         // inode quota
+}
+
+// Reasons a session ends, as logged and reported in user.spoolfs.reason.
+const (
+	reasonTTL     = "ttl"
+	reasonIdle    = "idle"
+	reasonOwner   = "owner-exited"
+	reasonRemoved = "removed"
+)
+
+// session is a top-level directory of the mount with its own account and
+// lifetime. Lock order: gate, then mu; the expiry table's mu is never held
+// while either is taken.
+type session struct {
+	fsys    *FS
+	dir     *sessionDir
+	acct    *quota.Account
+	created time.Time
+
+	lastActive atomic.Int64 // unix nanoseconds of the last operation inside
+	opens      atomic.Int64 // open files inside: a session in use is not idle
+
+	// gate is held shared by every operation that changes the session's
+	// tree, and exclusively by end, so that no entry is added to a session
+	// being torn down.
+	gate  sync.RWMutex
+	ended atomic.Bool // set under gate held exclusively; read anywhere
+
+	mu sync.Mutex
+	// Guarded by mu:
+	policy     SessionPolicy
+	pid        int    // owning process, in the daemon's PID namespace; 0: none
+	endRequest string // set when the session must end at once (rm, owner exited)
+	stopWatch  func() // stops watching pid
+}
+
+func (s *session) touch() { s.lastActive.Store(s.fsys.now().UnixNano()) }
+
+// deadlineLocked is when the session ends if nothing else happens, and why.
+// A zero time with a reason means now.
+func (s *session) deadlineLocked() (time.Time, string) {
+	if s.endRequest != "" {
+		return time.Time{}, s.endRequest
+	}
+	var at time.Time
+	var why string
+	if s.policy.TTL > 0 {
+		at, why = s.created.Add(s.policy.TTL), reasonTTL
+	}
+	if s.policy.Idle > 0 {
+		idleAt := time.Unix(0, s.lastActive.Load()).Add(s.policy.Idle)
+		if at.IsZero() || idleAt.Before(at) {
+			at, why = idleAt, reasonIdle
+		}
+	}
+	return at, why
+}
+
+// sessionTable tracks the live sessions and their deadlines.
+type sessionTable struct {
+	fsys     *FS
+	defaults SessionPolicy
+	kick     chan struct{} // wakes the expiry loop after a deadline moved
+
+	mu sync.Mutex
+	// Guarded by mu:
+	queue *expiry.Queue[*session]
+	live  map[*session]struct{}
+}
+
+func newSessionTable(f *FS, defaults SessionPolicy) *sessionTable {
+	return &sessionTable{fsys: f, defaults: defaults, kick: make(chan struct{}, 1),
+		queue: expiry.New[*session](), live: make(map[*session]struct{})}
+}
+
+// schedule puts s's current deadline in the queue and wakes the loop.
+func (t *sessionTable) schedule(s *session) {
+	s.mu.Lock()
+	at, why := s.deadlineLocked()
+	s.mu.Unlock()
+	t.mu.Lock()
+	if why == "" {
+		t.queue.Remove(s)
+	} else {
+		t.queue.Set(s, at)
+	}
+	t.mu.Unlock()
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (t *sessionTable) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.live)
+}
+
+// Run ends sessions as their deadlines pass, until ctx is done. Each wake
+// costs O(log n) per session due, never a scan.
+func (t *sessionTable) Run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		t.mu.Lock()
+		next, ok := t.queue.Next()
+		t.mu.Unlock()
+		wait := time.Hour
+		if ok {
+			wait = max(next.Sub(t.fsys.now()), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-t.kick:
+		}
+		t.expireDue(t.fsys.now())
+	}
+}
+
+// expireDue ends every session whose deadline has passed at now. A session
+// that was active since its deadline was queued, or that has files open
+// when it would end for idleness, is queued again instead.
+func (t *sessionTable) expireDue(now time.Time) {
+	t.mu.Lock()
+	due := t.queue.PopDue(now)
+	t.mu.Unlock()
+	for _, s := range due {
+		s.mu.Lock()
+		at, why := s.deadlineLocked()
+		s.mu.Unlock()
+		switch {
+		case why == "":
+			continue // the policy changed to "never"
+		case why == reasonIdle && s.opens.Load() > 0:
+			s.touch()
+			t.schedule(s)
+		case at.After(now):
+			t.schedule(s)
+		default:
+			t.end(s, why)
+		}
+	}
+}
+
+// end removes the session from the root in one step, frees everything in
+// it that is not open, and tells the kernel to forget the names. Files
+// still open keep working, charged to the session, until their last close.
+func (t *sessionTable) end(s *session, why string) {
+	s.gate.Lock()
+	if s.ended.Load() {
+		s.gate.Unlock()
+		return
+	}
+	s.ended.Store(true)
+	before := s.acct.Usage()
+	name, root := s.dir.Parent()
+	if root != nil {
+		root.RmChild(name)
+	}
+	removed := detachTree(&s.dir.Inode)
+	s.dir.dropLinkQuiet()
+	s.gate.Unlock()
+
+	t.forget(s)
+	if root != nil {
+		root.NotifyDelete(name, &s.dir.Inode)
+	}
+	for _, r := range removed {
+		r.parent.NotifyDelete(r.name, r.child)
+	}
+	after := s.acct.Usage()
+	s.maybeClose()
+	t.fsys.log.Info("session ended", "session", name, "reason", why,
+		"bytes_freed", before.Bytes-after.Bytes, "inodes_freed", before.Inodes-after.Inodes,
+		"bytes_still_open", after.Bytes)
+}
+
+// forget drops s from the table and stops watching its owner.
+func (t *sessionTable) forget(s *session) {
+	t.mu.Lock()
+	t.queue.Remove(s)
+	delete(t.live, s)
+	t.mu.Unlock()
+	s.mu.Lock()
+	stop := s.stopWatch
+	s.stopWatch = nil
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// maybeClose closes an ended session's account once nothing in it is left.
+func (s *session) maybeClose() {
+	if s.acct.Usage() == (quota.Usage{}) {
+		s.acct.Close()
+	}
+}
+
+type removedEntry struct {
+	parent *gofs.Inode
+	name   string
+	child  *gofs.Inode
+}
+
+// detachTree unlinks every entry below dir, depth first without recursion,
+// and returns them so that the kernel can be told once no lock is held.
+func detachTree(dir *gofs.Inode) []removedEntry {
+	var removed []removedEntry
+	stack := []*gofs.Inode{dir}
+	for len(stack) > 0 {
+		d := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for name, ch := range d.Children() {
+			d.RmChild(name)
+			removed = append(removed, removedEntry{d, name, ch})
+			if ch.IsDir() {
+				stack = append(stack, ch)
+			}
+			if nd, ok := ch.Operations().(node); ok {
+				nd.dropLink()
+			}
+		}
+	}
+	return removed
+}
+
+// sessionDir is a top-level directory: a dirNode with a session.
+type sessionDir struct {
+	dirNode
+	s *session
+}
+
+// newSession makes the session for a top-level directory.
+func (t *sessionTable) newSession(ctx context.Context, root *rootDir, mode uint32) (*sessionDir, syscall.Errno) {
+	p := t.defaults
+	acct := root.acct.NewChild(quota.Limits{Bytes: p.Bytes, Inodes: p.Inodes})
+	if err := acct.ReserveInodes(1); err != nil {
+		acct.Close()
+		return nil, t.fsys.toErrno("mkdir", err)
+	}
+	s := &session{fsys: t.fsys, acct: acct, created: t.fsys.now(), policy: p}
+	s.touch()
+	dir := &sessionDir{s: s}
+	s.dir = dir
+	t.fsys.initAttrs(&dir.attrs, ctx, &root.dirNode, syscall.S_IFDIR|mode&07777, acct)
+	dir.nlink = 2
+	dir.sess = s
+	t.mu.Lock()
+	t.live[s] = struct{}{}
+	t.mu.Unlock()
+	t.schedule(s)
+	return dir, 0
+}
+
+// dropLink is rmdir of an empty session (or rename over it): it ends.
+func (n *sessionDir) dropLink() {
+	s := n.s
+	s.gate.Lock()
+	already := s.ended.Swap(true)
+	s.gate.Unlock()
+	if already {
+		return
+	}
+	n.dropLinkQuiet()
+	n.fsys.sessions.forget(s)
+	s.maybeClose()
+	n.fsys.log.Info("session ended", "reason", reasonRemoved, "bytes_freed", 0)
+}
+
+// dropLinkQuiet frees the directory's own inode.
+func (n *sessionDir) dropLinkQuiet() { n.dirNode.dropLink() }
+
+// rootDir is the mount's root: its subdirectories are sessions.
+type rootDir struct {
+	dirNode
+}
+
+var _ gofs.NodeMkdirer = (*rootDir)(nil)
+
+// Mkdir at the root makes a session with the mount's defaults.
+func (n *rootDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.GetChild(name) != nil {
+		return nil, syscall.EEXIST
+	}
+	dir, errno := n.fsys.sessions.newSession(ctx, n, mode)
+	if errno != 0 {
+		return nil, errno
+	}
+	n.adjustNlink(+1)
+	n.touchTimes()
+	return n.addNode(ctx, dir, out), 0
+}
+
+// enter admits an operation that changes the tree of a's session (if any)
+// and counts as activity; it fails with ENOENT once the session has ended.
+// The caller must call leave when done.
+func (a *attrs) enter() (leave func(), errno syscall.Errno) {
+	s := a.sess
+	if s == nil {
+		return func() {}, 0
+	}
+	s.gate.RLock()
+	if s.ended.Load() {
+		s.gate.RUnlock()
+		return nil, syscall.ENOENT
+	}
+	s.touch()
+	return s.gate.RUnlock, 0
+}
+
+// active records an operation inside a's session, if any.
+func (a *attrs) active() {
+	if s := a.sess; s != nil {
+		s.touch()
+	}
+}
+
+func limitsOf(p SessionPolicy) quota.Limits {
+	return quota.Limits{Bytes: p.Bytes, Inodes: p.Inodes}
+}
