@@ -34,10 +34,10 @@ type Config struct {
 // FS is one mounted spoolfs tree. Two FS values share nothing, so one
 // process can serve several mounts.
 type FS struct {
-	pool    *spill.Pool
-	quota   *quota.Account
-	log     *slog.Logger
-	now     func() time.Time
+	pool     *spill.Pool
+	quota    *quota.Account
+	log      *slog.Logger
+	now      func() time.Time
 	nextIno  atomic.Uint64
 	root     *rootDir
 	sessions *sessionTable
