@@ -10,7 +10,7 @@ GOBIN      := $(shell $(GO) env GOPATH)/bin
 TESTFLAGS  ?= -race -count=1 -timeout 12m
 FUZZTIME   ?= 10s
 
-.PHONY: all build mount install lint test unit fuzz bench clean
+.PHONY: all build mount install deps lint test unit fuzz bench clean
 
 all: build
 
@@ -26,17 +26,20 @@ mount: build
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/spoolfs
 
-lint:
+deps:
+	./scripts/deps
+
+lint: deps
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@if [ -x "$(GOBIN)/staticcheck" ]; then $(GOBIN)/staticcheck ./...; \
 	else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@v0.8.2)"; exit 1; fi
-	GOOS=darwin $(GO) vet ./spill/ ./quota/
-	GOOS=freebsd $(GO) vet ./spill/ ./quota/
+	GOOS=darwin $(GO) vet ./spill/ ./quota/ ./fs/... ./cmd/...
+	GOOS=freebsd $(GO) vet ./spill/ ./quota/ ./fs/... ./cmd/...
 
 # The whole suite: lint, unit and integration tests under -race, then each
 # fuzz target for $(FUZZTIME).
-test: lint unit fuzz
+test: deps lint unit fuzz
 
 unit:
 	$(GO) test $(TESTFLAGS) ./...

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,7 +229,3 @@ func tiers(t *testing.T, fn func(t *testing.T, o mountOpts)) {
 		t.Run(tc.name, func(t *testing.T) { fn(t, tc.o) })
 	}
 }
-
-func mib(n int64) int64 { return n << 20 }
-
-var _ = fmt.Sprintf
