@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"io"
@@ -25,6 +26,10 @@ type fileNode struct {
 	opens    int  // open handles, counted from Create/Open to Release
 	linkable bool // an O_TMPFILE file that linkat may still give a name
 	freed    bool
+
+	// Guarded by the cacheKeeper's mu:
+	cacheElem   *list.Element
+	cachedBytes int64
 }
 
 var (
@@ -129,7 +134,11 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 func (n *fileNode) opened() {
 	n.mu.Lock()
 	n.opens++
+	first := n.opens == 1
 	n.mu.Unlock()
+	if first {
+		n.fsys.cache.forget(n)
+	}
 	if s := n.sess; s != nil {
 		s.opens.Add(1)
 		s.touch()
@@ -216,7 +225,11 @@ func (n *fileNode) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) s
 	return 0
 }
 
-func (n *fileNode) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno { return 0 }
+// Flush answers ENOSYS, which tells the kernel never to send FLUSH again:
+// there is nothing to flush, and a close then costs no round trip.
+func (n *fileNode) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
+	return syscall.ENOSYS
+}
 
 func (n *fileNode) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 	if s := n.sess; s != nil {
@@ -225,10 +238,14 @@ func (n *fileNode) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno
 	}
 	n.mu.Lock()
 	n.opens--
-	last := n.opens == 0 && n.nlink == 0
+	closed := n.opens == 0
+	last := closed && n.nlink == 0
 	n.mu.Unlock()
-	if last {
+	switch {
+	case last:
 		n.free()
+	case closed:
+		n.fsys.cache.closed(n, n.data.Size())
 	}
 	return 0
 }
@@ -253,6 +270,7 @@ func (n *fileNode) free() {
 	if already {
 		return
 	}
+	n.fsys.cache.forget(n)
 	if err := n.data.Close(); err != nil {
 		n.fsys.log.Warn("closing spill file", "err", err)
 	}

@@ -27,6 +27,9 @@ type Config struct {
 	// the ceiling their owners may not raise theirs above.
 	Sessions SessionPolicy
 	Logger   *slog.Logger // nil: log nothing
+	// CacheBudget bounds the kernel page cache kept for files nobody has
+	// open (see cacheKeeper); 0 keeps none.
+	CacheBudget int64
 	// Now is the clock for timestamps; nil means time.Now.
 	Now func() time.Time
 }
@@ -42,6 +45,7 @@ type FS struct {
 	root     *rootDir
 	sessions *sessionTable
 	pids     *pidWatcher
+	cache    *cacheKeeper
 }
 
 // New returns a filesystem ready to be mounted. The root directory counts
@@ -59,6 +63,7 @@ func New(cfg Config) (*FS, error) {
 	}
 	f.sessions = newSessionTable(f, cfg.Sessions)
 	f.pids = newPidWatcher()
+	f.cache = newCacheKeeper(cfg.CacheBudget)
 	root := &rootDir{}
 	f.initAttrs(&root.attrs, context.Background(), nil, syscall.S_IFDIR|cfg.RootMode&07777, f.quota)
 	root.uid, root.gid, root.nlink = cfg.RootUID, cfg.RootGID, 2
@@ -85,11 +90,18 @@ func (f *FS) Options() *gofs.Options {
 		NegativeTimeout: &timeout,
 		RootStableAttr:  &gofs.StableAttr{Ino: 1},
 		MountOptions: fuse.MountOptions{
-			FsName:            "spoolfs",
-			Name:              "spoolfs",
-			MaxWrite:          1 << 20,
-			Options:           []string{"default_permissions"},
-			ExtraCapabilities: extraCapabilities,
+			FsName:   "spoolfs",
+			Name:     "spoolfs",
+			MaxWrite: 1 << 20,
+			// Every change to a file's bytes goes through the kernel, so
+			// its page cache is never stale; letting it drop the cache
+			// whenever it sees a new mtime (which our own writes cause)
+			// made every re-read a cold read.
+			ExplicitDataCacheControl: true,
+			// Symlinks never change: cache their targets.
+			EnableSymlinkCaching: true,
+			Options:              []string{"default_permissions"},
+			ExtraCapabilities:    extraCapabilities,
 		},
 	}
 }
@@ -135,5 +147,6 @@ func satAdd(a, b int64) int64 {
 // included.
 func (f *FS) Close() error {
 	f.pids.close()
+	f.cache.close()
 	return f.pool.Close()
 }

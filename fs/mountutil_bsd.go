@@ -48,3 +48,6 @@ func Unmount(dir string) error {
 	}
 	return unix.Unmount(dir, unix.MNT_FORCE)
 }
+
+// SetReadahead is a no-op where the kernel has no per-mount knob for it.
+func SetReadahead(dir string, kb int) error { return nil }

@@ -122,3 +122,16 @@ func Unmount(dir string) error {
 	}
 	return nil
 }
+
+// SetReadahead sets the kernel's readahead for the mount at dir, in KiB.
+// FUSE mounts start at 128 KiB, which splits sequential reads into 128 KiB
+// requests; 1024 KiB (the most one request can carry here) makes cold
+// sequential reads faster.
+func SetReadahead(dir string, kb int) error {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return err
+	}
+	path := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	return os.WriteFile(path, []byte(strconv.Itoa(kb)), 0)
+}

@@ -179,7 +179,11 @@ func mount(p *mountPlan, logger *slog.Logger) (*fuse.Server, *spoolfs.FS, error)
 		Quota:    quota.NewRoot(quota.Limits{Bytes: p.size, Inodes: p.inodes}),
 		RootMode: p.mode, RootUID: p.uid, RootGID: p.gid,
 		Sessions: p.sessions,
-		Logger:   logger,
+		// The kernel may keep cached pages of closed files up to a
+		// quarter of the RAM budget: re-reads stay fast, and RAM-tier
+		// bytes are not held twice for long.
+		CacheBudget: p.ram / 4,
+		Logger:      logger,
 	})
 	if err != nil {
 		pool.Close()
@@ -200,6 +204,9 @@ func mount(p *mountPlan, logger *slog.Logger) (*fuse.Server, *spoolfs.FS, error)
 	if err != nil {
 		fsys.Close()
 		return nil, nil, fmt.Errorf("mount %s: %w", p.dir, unwrapMountError(err))
+	}
+	if err := spoolfs.SetReadahead(p.dir, 1024); err != nil {
+		logger.Debug("readahead stays at the kernel's default", "err", err)
 	}
 	return server, fsys, nil
 }

@@ -1,0 +1,85 @@
+package fs
+
+import (
+	"container/list"
+	"sync"
+)
+
+// cacheKeeper bounds the page cache the kernel keeps for files that nobody
+// has open. Every file's bytes already live in spoolfs (RAM pages or the
+// spill file); the kernel's copy makes re-reads as fast as tmpfs, but left
+// alone it would keep a second copy of every RAM-tier byte for as long as
+// memory allows. So closed files keep their kernel cache only while the
+// total stays under a budget; past it, the least recently closed lose it.
+// Open files always keep theirs.
+type cacheKeeper struct {
+	budget int64
+	drops  chan *fileNode // served by one goroutine: notifications never run in a request
+
+	mu sync.Mutex
+	// Guarded by mu, with fileNode.cacheElem and fileNode.cachedBytes:
+	lru     list.List // *fileNode, most recently closed at the front
+	bytes   int64
+	stopped bool
+}
+
+func newCacheKeeper(budget int64) *cacheKeeper {
+	k := &cacheKeeper{budget: budget, drops: make(chan *fileNode, 1024)}
+	go k.dropLoop()
+	return k
+}
+
+// closed records that n's last handle went away with size bytes cached at
+// most, and drops the cache of the files that no longer fit.
+func (k *cacheKeeper) closed(n *fileNode, size int64) {
+	var evict []*fileNode
+	k.mu.Lock()
+	k.removeLocked(n)
+	n.cachedBytes = size
+	n.cacheElem = k.lru.PushFront(n)
+	k.bytes += size
+	for k.bytes > k.budget && k.lru.Len() > 0 {
+		victim := k.lru.Back().Value.(*fileNode)
+		k.removeLocked(victim)
+		evict = append(evict, victim)
+	}
+	if k.stopped {
+		evict = nil
+	}
+	for _, v := range evict {
+		k.drops <- v // under mu, so that close cannot race the send
+	}
+	k.mu.Unlock()
+}
+
+// opened or freed: n's cache is no longer ours to bound.
+func (k *cacheKeeper) forget(n *fileNode) {
+	k.mu.Lock()
+	k.removeLocked(n)
+	k.mu.Unlock()
+}
+
+func (k *cacheKeeper) removeLocked(n *fileNode) {
+	if n.cacheElem != nil {
+		k.lru.Remove(n.cacheElem)
+		n.cacheElem = nil
+		k.bytes -= n.cachedBytes
+		n.cachedBytes = 0
+	}
+}
+
+// dropLoop asks the kernel to drop cached pages, outside any request.
+func (k *cacheKeeper) dropLoop() {
+	for n := range k.drops {
+		n.NotifyContent(0, 0) // a file not open anywhere: nothing dirty to lose
+	}
+}
+
+func (k *cacheKeeper) close() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.stopped {
+		k.stopped = true
+		close(k.drops)
+	}
+}
