@@ -27,6 +27,11 @@ type Config struct {
 	// the ceiling their owners may not raise theirs above.
 	Sessions SessionPolicy
 	Logger   *slog.Logger // nil: log nothing
+	// WritebackCache lets the kernel gather writes in its page cache and
+	// send them later in large pieces: small writes get many times faster,
+	// but a write past a quota succeeds at first and its ENOSPC or EDQUOT
+	// comes back from fsync(2) or close(2) instead.
+	WritebackCache bool
 	// CacheBudget bounds the kernel page cache kept for files nobody has
 	// open (see cacheKeeper); 0 keeps none.
 	CacheBudget int64
@@ -46,12 +51,16 @@ type FS struct {
 	sessions *sessionTable
 	pids     *pidWatcher
 	cache    *cacheKeeper
+	caps     uint64 // extra FUSE capabilities to ask for
 }
 
 // New returns a filesystem ready to be mounted. The root directory counts
 // as one inode, as on tmpfs.
 func New(cfg Config) (*FS, error) {
-	f := &FS{pool: cfg.Pool, quota: cfg.Quota, log: cfg.Logger, now: cfg.Now}
+	f := &FS{pool: cfg.Pool, quota: cfg.Quota, log: cfg.Logger, now: cfg.Now, caps: extraCapabilities}
+	if cfg.WritebackCache {
+		f.caps |= fuse.CAP_WRITEBACK_CACHE
+	}
 	if f.log == nil {
 		f.log = discardLogger()
 	}
@@ -90,9 +99,10 @@ func (f *FS) Options() *gofs.Options {
 		NegativeTimeout: &timeout,
 		RootStableAttr:  &gofs.StableAttr{Ino: 1},
 		MountOptions: fuse.MountOptions{
-			FsName:   "spoolfs",
-			Name:     "spoolfs",
-			MaxWrite: 1 << 20,
+			FsName:       "spoolfs",
+			Name:         "spoolfs",
+			MaxWrite:     1 << 20,
+			MaxReadAhead: 1 << 20,
 			// Every change to a file's bytes goes through the kernel, so
 			// its page cache is never stale; letting it drop the cache
 			// whenever it sees a new mtime (which our own writes cause)
@@ -101,7 +111,7 @@ func (f *FS) Options() *gofs.Options {
 			// Symlinks never change: cache their targets.
 			EnableSymlinkCaching: true,
 			Options:              []string{"default_permissions"},
-			ExtraCapabilities:    extraCapabilities,
+			ExtraCapabilities:    f.caps,
 		},
 	}
 }

@@ -35,6 +35,7 @@ type mountConfig struct {
 	sessionSize   byteSize
 	sessionInodes count
 	lifetime      duration
+	writeback     bool
 }
 
 func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
@@ -56,6 +57,7 @@ func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
 	f.Var(&c.sessionSize, "session-size", "default and ceiling for a session's bytes (0: none)")
 	f.Var(&c.sessionInodes, "session-inodes", "default and ceiling for a session's inodes (0: none)")
 	f.Var(&c.lifetime, "lifetime", "unmount and delete everything after this long, e.g. 8h (0: never)")
+	f.BoolVar(&c.writeback, "writeback-cache", false, "let the kernel gather small writes (much faster; but ENOSPC/EDQUOT then come from fsync/close, not write)")
 	f.StringArrayVarP(&c.options, "options", "o", nil, "mount(8)-style options: -o size=2G,ram=256M,spill_threshold=4M (every flag has one)")
 	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground instead of returning once mounted")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, spills and refusals to stderr (implies -f)")
@@ -167,13 +169,14 @@ type mountPlan struct {
 	debug      bool
 	sessions   spoolfs.SessionPolicy
 	lifetime   time.Duration
+	writeback  bool
 }
 
 const defaultThreshold = 16 << 20
 
 func (c *mountConfig) resolve(mountpoint string) (*mountPlan, error) {
 	p := &mountPlan{mode: uint32(c.mode), uid: c.uid, gid: c.gid, allowOther: c.allowOther, debug: c.debug,
-		lifetime: time.Duration(c.lifetime)}
+		lifetime: time.Duration(c.lifetime), writeback: c.writeback}
 	var err error
 	if p.dir, err = checkMountpoint(mountpoint); err != nil {
 		return nil, err

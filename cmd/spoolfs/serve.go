@@ -182,8 +182,9 @@ func mount(p *mountPlan, logger *slog.Logger) (*fuse.Server, *spoolfs.FS, error)
 		// The kernel may keep cached pages of closed files up to a
 		// quarter of the RAM budget: re-reads stay fast, and RAM-tier
 		// bytes are not held twice for long.
-		CacheBudget: p.ram / 4,
-		Logger:      logger,
+		CacheBudget:    p.ram / 4,
+		WritebackCache: p.writeback,
+		Logger:         logger,
 	})
 	if err != nil {
 		pool.Close()
