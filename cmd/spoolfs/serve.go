@@ -12,11 +12,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
@@ -122,6 +124,7 @@ func newLogger(w io.Writer, debugOn bool) *slog.Logger {
 // free every byte in RAM and on disk, exit 0.
 func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 	ready := newReadyReporter()
+	notify := newNotifier()
 	logger := newLogger(stderr, p.debug)
 	raiseFileLimit()
 	debug.SetMemoryLimit(p.ram + memoryOverhead)
@@ -133,11 +136,15 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 		return exitFailure
 	}
 	logger.Info("mounted", "dir", p.dir, "size", p.size, "ram", p.ram, "threshold", p.threshold, "spill_dir", fsys.Pool().Dir())
+	notify.send("READY=1", "MAINPID="+strconv.Itoa(os.Getpid()),
+		fmt.Sprintf("STATUS=spoolfs mounted at %s (size %s, RAM %s, spill to %s)",
+			p.dir, sizeText(p.size), sizeText(p.ram), p.spillDir))
 
 	var once sync.Once
 	shutdown := func(why string) {
 		once.Do(func() {
 			logger.Info("shutting down", "dir", p.dir, "why", why)
+			notify.send("STOPPING=1", "STATUS=unmounting "+p.dir+" ("+why+")")
 			if err := spoolfs.Unmount(p.dir); err != nil {
 				logger.Error("unmount", "err", err)
 			}
@@ -159,6 +166,7 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 	}()
 
 	server.Wait()
+	once.Do(func() { notify.send("STOPPING=1", "STATUS=unmounted "+p.dir) })
 	signal.Stop(signals)
 	stopExpiry()
 	if err := fsys.Close(); err != nil {
@@ -228,4 +236,11 @@ func raiseFileLimit() {
 		lim.Cur = lim.Max
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
+}
+
+func sizeText(n int64) string {
+	if n == 0 {
+		return "unlimited"
+	}
+	return humanize.IBytes(uint64(n))
 }
