@@ -47,6 +47,10 @@ unit:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzAccount$$' -fuzztime=$(FUZZTIME) ./quota/
 	$(GO) test -run='^$$' -fuzz='^FuzzFile$$' -fuzztime=$(FUZZTIME) ./spill/
+	$(GO) test -run='^$$' -fuzz='^FuzzPolicyValue$$' -fuzztime=$(FUZZTIME) ./fs/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSize$$' -fuzztime=$(FUZZTIME) ./cmd/spoolfs/
+	$(GO) test -run='^$$' -fuzz='^FuzzMountOptions$$' -fuzztime=$(FUZZTIME) ./cmd/spoolfs/
+	$(GO) test -run='^$$' -fuzz='^FuzzDuration$$' -fuzztime=$(FUZZTIME) ./cmd/spoolfs/
 
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./spill/ ./quota/

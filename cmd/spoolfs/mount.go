@@ -128,21 +128,21 @@ func applyOption(flags *pflag.FlagSet, opt string) error {
 	case key == "ro":
 		return errors.New("-o ro: spoolfs is a scratch filesystem and cannot be mounted read-only")
 	case key == "options" || key == "o":
-		return fmt.Errorf("-o %s: unknown option", opt)
+		return fmt.Errorf("-o %q: unknown option", opt)
 	}
 	name := strings.ReplaceAll(key, "_", "-")
 	fl := flags.Lookup(name)
 	if fl == nil {
-		return fmt.Errorf("-o %s: unknown option", key)
+		return fmt.Errorf("-o %q: unknown option", key)
 	}
 	if !hasValue {
 		if fl.Value.Type() != "bool" {
-			return fmt.Errorf("-o %s: needs a value (%s=...)", key, key)
+			return fmt.Errorf("-o %q: needs a value (%s=...)", key, key)
 		}
 		value = "true"
 	}
 	if err := flags.Set(name, value); err != nil {
-		return fmt.Errorf("-o %s: %v", key, unwrapFlagError(err))
+		return fmt.Errorf("-o %s: %v", key, unwrapFlagError(err)) // key names a real flag here
 	}
 	return nil
 }

@@ -1,0 +1,75 @@
+package fs
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+func TestParsePolicyDuration(t *testing.T) {
+	cases := []struct {
+		in      string
+		ceiling time.Duration
+		capped  bool
+		want    time.Duration
+		bad     bool
+	}{
+		{in: "2h", want: 2 * time.Hour},
+		{in: "0", want: 0},
+		{in: "none", want: 0},
+		{in: " 90s ", want: 90 * time.Second},
+		{in: "-5s", bad: true},
+		{in: "abc", bad: true},
+		{in: "12x", bad: true},
+		{in: "3h", ceiling: 2 * time.Hour, capped: true, bad: true},
+		{in: "0", ceiling: 2 * time.Hour, capped: true, bad: true},
+		{in: "1h", ceiling: 2 * time.Hour, capped: true, want: time.Hour},
+		{in: "3h", ceiling: 2 * time.Hour, capped: false, want: 3 * time.Hour},
+	}
+	for _, c := range cases {
+		got, err := parsePolicyDuration(c.in, c.ceiling, c.capped)
+		if (err != nil) != c.bad || (!c.bad && got != c.want) {
+			t.Errorf("parsePolicyDuration(%q, %v, %v) = %v, %v", c.in, c.ceiling, c.capped, got, err)
+		}
+	}
+}
+
+func TestParsePolicyCount(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "none": 0, "4096": 4096, " 7 ": 7} {
+		if got, err := parsePolicyCount(in, 0, false); err != nil || got != want {
+			t.Errorf("parsePolicyCount(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "1.5", "5G", "0x10", "99999999999999999999"} {
+		if got, err := parsePolicyCount(in, 0, false); err == nil {
+			t.Errorf("parsePolicyCount(%q) = %d; want an error", in, got)
+		}
+	}
+	if _, err := parsePolicyCount("2048", 1024, true); err == nil {
+		t.Error("a value above the ceiling was accepted")
+	}
+}
+
+// FuzzPolicyValue: whatever a user writes into a session attribute is
+// parsed or refused, never a panic, never a negative limit, never past a
+// ceiling for a capped caller.
+func FuzzPolicyValue(f *testing.F) {
+	for _, s := range []string{"2h", "0", "none", "-1", "1e9", "9223372036854775807", "ancestor:3", "ancestor:-1", "ancestor:", "12"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		const ceiling = time.Hour
+		if d, err := parsePolicyDuration(s, ceiling, true); err == nil && (d <= 0 || d > ceiling) {
+			t.Errorf("duration %q -> %v past the ceiling", s, d)
+		}
+		if n, err := parsePolicyCount(s, 1000, true); err == nil && (n <= 0 || n > 1000) {
+			t.Errorf("count %q -> %d past the ceiling", s, n)
+		}
+		// An owner value from a caller the daemon cannot see is refused
+		// or resolved, never a panic.
+		if pid, err := resolveOwner(&fuse.Caller{}, s); err == nil && pid < 0 {
+			t.Errorf("owner %q -> pid %d", s, pid)
+		}
+	})
+}
