@@ -5,14 +5,18 @@ import "testing"
 const benchSpan = 16 << 20 // bytes of file the benchmarks cycle through
 
 // benchFile returns a file of benchSpan bytes, every page allocated, in RAM
-// or on disk.
-func benchFile(b *testing.B, onDisk bool) *File {
+// or on disk, plain or sealed.
+func benchFile(b *testing.B, onDisk, encrypt bool) *File {
 	b.Helper()
 	threshold := int64(2 * benchSpan)
 	if onDisk {
 		threshold = 0
 	}
-	p := newTestPool(b, threshold, 2*benchSpan)
+	newPool := newTestPool
+	if encrypt {
+		newPool = newSealedPool
+	}
+	p := newPool(b, threshold, 2*benchSpan)
 	f := p.NewFile(nopAcct{})
 	b.Cleanup(func() { f.Close() })
 	buf := pat(1<<20, 1)
@@ -28,15 +32,15 @@ func benchFile(b *testing.B, onDisk bool) *File {
 }
 
 var benchTiers = []struct {
-	name   string
-	onDisk bool
-}{{"ram", false}, {"disk", true}}
+	name            string
+	onDisk, encrypt bool
+}{{"ram", false, false}, {"disk", true, false}, {"sealed", true, true}}
 
 // benchRW overwrites or reads n bytes at a time, walking through the file.
 func benchRW(b *testing.B, n int, write bool) {
 	for _, tier := range benchTiers {
 		b.Run(tier.name, func(b *testing.B) {
-			f := benchFile(b, tier.onDisk)
+			f := benchFile(b, tier.onDisk, tier.encrypt)
 			buf := pat(n, 2)
 			b.SetBytes(int64(n))
 			b.ReportAllocs()

@@ -15,9 +15,18 @@ const (
 // diskFile is a spilled file: an unnamed file in the pool's private
 // directory and the set of pages allocated in it. All methods are called
 // with the owning File's lock held (readAt with the read lock).
+//
+// A plain diskFile holds page pg at offset pg*PageSize, in the clear, and
+// leans on the file system for holes and zeros. A sealed one (seal != nil)
+// holds it as an encrypted slot at pg*slotSize and answers for holes and
+// zeros itself: see sealed.go. Each method branches once, at the top.
 type diskFile struct {
 	f     *os.File
 	pages pageSet
+
+	seal  *sealer // nil: plain
+	id    uint64  // sealed: this file's id in the slots' additional data
+	fresh pageSet // sealed: pages allocated by fallocate, never written
 }
 
 func (d *diskFile) allocated() int64 { return d.pages.count * PageSize }
@@ -25,6 +34,9 @@ func (d *diskFile) allocated() int64 { return d.pages.count * PageSize }
 func (d *diskFile) close() error { return d.f.Close() }
 
 func (d *diskFile) readAt(p []byte, off int64) (int, error) {
+	if d.seal != nil {
+		return d.sealedReadAt(p, off)
+	}
 	n, err := d.f.ReadAt(p, off)
 	if n < len(p) && (err == nil || errors.Is(err, io.EOF)) {
 		// The file is shorter on disk than its logical size only if the
@@ -53,6 +65,9 @@ func (d *diskFile) charge(off, end int64, acct Accounter) (int64, error) {
 // writeAt charges acct for the new pages, then writes. If the disk takes
 // fewer bytes than asked, only the pages it took stay charged.
 func (d *diskFile) writeAt(p []byte, off int64, acct Accounter, pool *Pool) (int, error) {
+	if d.seal != nil {
+		return d.sealedWriteAt(p, off, acct, pool)
+	}
 	end := off + int64(len(p))
 	charged, err := d.charge(off, end, acct)
 	if err != nil {
@@ -69,7 +84,11 @@ func (d *diskFile) writeAt(p []byte, off int64, acct Accounter, pool *Pool) (int
 	return n, err
 }
 
-func (d *diskFile) truncate(size int64, acct Accounter, pool *Pool) error {
+// truncate changes the size from from to size.
+func (d *diskFile) truncate(from, size int64, acct Accounter, pool *Pool) error {
+	if d.seal != nil {
+		return d.sealedTruncate(from, size, acct, pool)
+	}
 	if err := d.f.Truncate(size); err != nil {
 		return err
 	}
@@ -80,6 +99,9 @@ func (d *diskFile) truncate(size int64, acct Accounter, pool *Pool) error {
 }
 
 func (d *diskFile) punch(off, end int64, acct Accounter, pool *Pool) error {
+	if d.seal != nil {
+		return d.sealedPunch(off, end, acct, pool)
+	}
 	mode := uint32(fallocPunchHole | fallocKeepSize)
 	if err := fallocate(d.f, mode, off, end-off); err != nil {
 		return err
@@ -96,6 +118,9 @@ func (d *diskFile) punch(off, end int64, acct Accounter, pool *Pool) error {
 }
 
 func (d *diskFile) allocate(off, end int64, keepSize bool, acct Accounter, pool *Pool) error {
+	if d.seal != nil {
+		return d.sealedAllocate(off, end, acct, pool)
+	}
 	charged, err := d.charge(off, end, acct)
 	if err != nil {
 		return err
@@ -118,6 +143,9 @@ func (d *diskFile) allocate(off, end int64, keepSize bool, acct Accounter, pool 
 // copyFrom writes a RAM file's pages into d, gathering runs of pages into
 // large writes, and sets d's size.
 func (d *diskFile) copyFrom(r *ramPages, size int64) error {
+	if d.seal != nil {
+		return d.sealedCopyFrom(r)
+	}
 	const batch = 256 // pages per write: 1 MiB
 	buf := make([]byte, 0, batch*PageSize)
 	start := int64(-1)

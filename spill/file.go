@@ -199,7 +199,7 @@ func (f *File) Truncate(size int64) error {
 		freed := f.ram.truncate(f.pool, size)
 		f.pool.releaseRAM(freed)
 		f.acct.Release(freed)
-	} else if err := f.disk.truncate(size, f.acct, f.pool); err != nil {
+	} else if err := f.disk.truncate(f.size, size, f.acct, f.pool); err != nil {
 		return err
 	}
 	f.size = size
@@ -339,7 +339,7 @@ func (f *File) spillLocked() error {
 	if f.ram == nil {
 		return nil
 	}
-	d, err := newDiskFile(f.pool.dir)
+	d, err := f.pool.newDiskFile()
 	if err != nil {
 		return err
 	}

@@ -103,6 +103,10 @@ func FuzzFile(f *testing.F) {
 		encodeOp(opSeekHole, 0, 0, 1, 0),
 	))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		runModel(t, t.TempDir(), fuzzConfig, decodeOps(data))
+		ops := decodeOps(data)
+		runModel(t, t.TempDir(), fuzzConfig, ops)
+		encrypted := fuzzConfig
+		encrypted.encrypt = true
+		runModel(t, t.TempDir(), encrypted, ops)
 	})
 }

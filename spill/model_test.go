@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -245,6 +246,7 @@ type modelConfig struct {
 	threshold, budget int64
 	limits            []int64 // per file accounter limit, -1 for none
 	maxOff, maxLen    int64
+	encrypt           bool
 }
 
 var defaultModelConfig = modelConfig{
@@ -288,7 +290,7 @@ func randOp(r *rand.Rand, cfg modelConfig, nFiles int) op {
 // its model and the pool against its files after every step.
 func runModel(t testing.TB, dir string, cfg modelConfig, ops []op) {
 	t.Helper()
-	p, err := NewPool(Config{Dir: dir, Threshold: cfg.threshold, RAMBudget: cfg.budget})
+	p, err := NewPool(Config{Dir: dir, Threshold: cfg.threshold, RAMBudget: cfg.budget, Encrypt: cfg.encrypt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,6 +332,10 @@ func TestModel(t *testing.T) {
 			threshold: 64 << 10, budget: 4 * PageSize, limits: []int64{-1, -1, -1},
 			maxOff: 48 << 10, maxLen: 2 * PageSize,
 		},
+	}
+	for name, cfg := range maps.Clone(configs) {
+		cfg.encrypt = true
+		configs[name+", encrypted"] = cfg
 	}
 	steps := 400
 	if testing.Short() {

@@ -25,6 +25,10 @@ type Config struct {
 	Threshold int64
 	// RAMBudget caps the bytes of file data held in RAM across the pool.
 	RAMBudget int64
+	// Encrypt seals every page that goes to disk with AES-256-GCM under a
+	// key drawn at NewPool and held only in memory (see the package
+	// documentation). RAM pages are not encrypted.
+	Encrypt bool
 }
 
 // Stats is a snapshot of a pool's figures.
@@ -43,6 +47,11 @@ var ErrClosed = errors.New("spill: file closed")
 // no hole) at or after the offset inside the file: ENXIO in POSIX terms.
 var ErrNoData = errors.New("spill: no data at or after offset")
 
+// ErrCorrupt is returned, wrapped, when a page of an encrypted spill file
+// fails authentication: its slot on disk was changed, or is missing. The
+// read gives no bytes of that page.
+var ErrCorrupt = errors.New("spill: spilled data fails authentication")
+
 // errNoRAM says the pool could not find RAM for a file; the file then spills.
 var errNoRAM = errors.New("spill: RAM budget exhausted")
 
@@ -53,6 +62,7 @@ type Pool struct {
 	budget    int64
 	dir       string // private 0700 directory for unnamed spill files
 	pages     sync.Pool
+	seal      *sealer // non-nil if spilled pages are encrypted
 
 	spills    atomic.Int64
 	files     atomic.Int64
@@ -74,6 +84,13 @@ func NewPool(cfg Config) (*Pool, error) {
 	if cfg.Threshold < 0 || cfg.RAMBudget < 0 {
 		return nil, fmt.Errorf("spill: negative threshold or budget")
 	}
+	var seal *sealer
+	if cfg.Encrypt {
+		var err error
+		if seal, err = newSealer(); err != nil {
+			return nil, err
+		}
+	}
 	sweepDeadDirs(cfg.Dir)
 	dir, err := os.MkdirTemp(cfg.Dir, fmt.Sprintf("spoolfs-%d-", os.Getpid()))
 	if err != nil {
@@ -83,7 +100,7 @@ func NewPool(cfg Config) (*Pool, error) {
 		os.Remove(dir)
 		return nil, fmt.Errorf("spill: private directory: %w", err)
 	}
-	p := &Pool{threshold: cfg.Threshold, budget: cfg.RAMBudget, dir: dir, live: make(map[*File]struct{})}
+	p := &Pool{threshold: cfg.Threshold, budget: cfg.RAMBudget, dir: dir, seal: seal, live: make(map[*File]struct{})}
 	p.pages.New = func() any { return new([PageSize]byte) }
 	return p, nil
 }
@@ -117,6 +134,22 @@ func (p *Pool) Threshold() int64 { return p.threshold }
 
 // RAMBudget is the pool's cap on RAM held for file data.
 func (p *Pool) RAMBudget() int64 { return p.budget }
+
+// Encrypted reports whether the pool seals the pages it spills.
+func (p *Pool) Encrypted() bool { return p.seal != nil }
+
+// newDiskFile opens a spill file for one of the pool's files, sealed if
+// the pool encrypts.
+func (p *Pool) newDiskFile() (*diskFile, error) {
+	d, err := newDiskFile(p.dir)
+	if err != nil {
+		return nil, err
+	}
+	if p.seal != nil {
+		d.seal, d.id = p.seal, p.seal.fileIDs.Add(1)
+	}
+	return d, nil
+}
 
 // Stats returns the pool's current figures.
 func (p *Pool) Stats() Stats {
