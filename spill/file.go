@@ -195,6 +195,13 @@ func (f *File) Truncate(size int64) error {
 			return err
 		}
 	}
+	if size >= f.size {
+		// Growing allocates nothing and frees nothing: the new bytes are a
+		// hole, and pages preallocated past the old end (fallocate with
+		// KEEP_SIZE) stay allocated, as on tmpfs.
+		f.size = size
+		return nil
+	}
 	if f.ram != nil {
 		freed := f.ram.truncate(f.pool, size)
 		f.pool.releaseRAM(freed)
@@ -218,10 +225,10 @@ func (f *File) PunchHole(off, length int64) error {
 	if f.closed {
 		return ErrClosed
 	}
-	// The range may stop at the end of the last page rather than at the
-	// size: a punch that runs to or past the end frees the last partial
-	// page, as on Linux; its bytes past the size are zeros anyway.
-	end := min(off+length, (f.size+PageSize-1)/PageSize*PageSize)
+	// The range may run to the end of the last page rather than the size,
+	// and past it over pages preallocated with KEEP_SIZE: a punch that
+	// covers them frees them, as on Linux; their bytes are zeros anyway.
+	end := min(off+length, max((f.size+PageSize-1)/PageSize*PageSize, f.extentLocked()))
 	if off >= end {
 		return nil
 	}
@@ -234,6 +241,15 @@ func (f *File) PunchHole(off, length int64) error {
 	}
 	f.refreshLocked()
 	return nil
+}
+
+// extentLocked bounds the allocated pages from above: pages preallocated
+// past the size with KEEP_SIZE lie below it too.
+func (f *File) extentLocked() int64 {
+	if f.ram != nil {
+		return int64(len(f.ram.pages)) * PageSize
+	}
+	return f.disk.pages.limit * PageSize
 }
 
 // Allocate makes sure [off, off+length) is backed by allocated pages, like

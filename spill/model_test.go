@@ -145,13 +145,17 @@ func (m *model) apply(t testing.TB, o op) {
 		if err := f.Truncate(o.n); err != nil {
 			t.Fatalf("%v: %v", o, err)
 		}
-		m.resize(o.n)
-		keep := pageCeil(o.n)
-		for pg := range m.pages {
-			if pg >= keep {
-				delete(m.pages, pg)
+		// tmpfs: shrinking frees the pages past the new end; growing
+		// frees nothing (pages preallocated past the end stay).
+		if o.n < m.size() {
+			keep := pageCeil(o.n)
+			for pg := range m.pages {
+				if pg >= keep {
+					delete(m.pages, pg)
+				}
 			}
 		}
+		m.resize(o.n)
 	case opPunch:
 		if err := f.PunchHole(o.off, o.n); err != nil {
 			t.Fatalf("%v: %v", o, err)
@@ -160,8 +164,13 @@ func (m *model) apply(t testing.TB, o op) {
 			clear(m.data[o.off:stop])
 		}
 		// Pages wholly inside the range, the last partial page counting
-		// as whole when the range runs to its end or past.
-		stop := min(end, pageCeil(m.size())*PageSize)
+		// as whole when the range runs to its end or past; pages
+		// preallocated past the end (KEEP_SIZE) are freed too.
+		stop := pageCeil(m.size()) * PageSize
+		for pg := range m.pages {
+			stop = max(stop, (pg+1)*PageSize)
+		}
+		stop = min(end, stop)
 		for pg := pageCeil(o.off); (pg+1)*PageSize <= stop; pg++ {
 			delete(m.pages, pg)
 		}

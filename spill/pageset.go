@@ -8,6 +8,7 @@ import "math/bits"
 type pageSet struct {
 	words map[int64]uint64
 	count int64
+	limit int64 // no page at or past limit has ever been set: bounds scans
 }
 
 func (s *pageSet) has(pg int64) bool {
@@ -39,6 +40,7 @@ func (s *pageSet) setRange(first, last int64) int64 {
 		}
 	}
 	s.count += added
+	s.limit = max(s.limit, last+1)
 	return added
 }
 

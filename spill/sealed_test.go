@@ -367,6 +367,14 @@ func TestSealedFreshPages(t *testing.T) {
 	if got := diskSize(t, f); got != slotSize {
 		t.Errorf("spill file size %d after a keep-size fallocate, want one slot", got)
 	}
+	// Growing keeps the preallocated pages (as tmpfs does); shrinking cuts
+	// the fresh pages past the new end.
+	if err := f.Truncate(4 * P); err != nil {
+		t.Fatal(err)
+	}
+	if f.Allocated() != pages*P {
+		t.Fatalf("growing freed pages: Allocated %d, want %d", f.Allocated(), pages*P)
+	}
 	if err := f.Truncate(3 * P); err != nil {
 		t.Fatal(err)
 	}
