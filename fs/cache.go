@@ -5,13 +5,15 @@ import (
 	"sync"
 )
 
-// cacheKeeper bounds the page cache the kernel keeps for files that nobody
-// has open. Every file's bytes already live in spoolfs (RAM pages or the
-// spill file); the kernel's copy makes re-reads as fast as tmpfs, but left
-// alone it would keep a second copy of every RAM-tier byte for as long as
-// memory allows. So closed files keep their kernel cache only while the
+// cacheKeeper bounds the page cache the kernel keeps for RAM-tier files
+// that nobody has open. Their bytes already live in spoolfs's RAM pages;
+// the kernel's copy makes re-reads as fast as tmpfs, but left alone it
+// would keep a second copy of every RAM-tier byte for as long as memory
+// allows. So closed RAM-tier files keep their kernel cache only while the
 // total stays under a budget; past it, the least recently closed lose it.
-// Open files always keep theirs.
+// Open files always keep theirs. Spilled files are not bounded here: both
+// their copies are page cache (the kernel's of the FUSE file and of the
+// spill file), which the kernel reclaims on its own.
 type cacheKeeper struct {
 	budget int64
 	drops  chan *fileNode // served by one goroutine: notifications never run in a request
@@ -30,14 +32,19 @@ func newCacheKeeper(budget int64) *cacheKeeper {
 }
 
 // closed records that n's last handle went away with size bytes cached at
-// most, and drops the cache of the files that no longer fit.
+// most, and drops the cache of the files that no longer fit. A file larger
+// than the whole budget loses its own cache and nobody else's.
 func (k *cacheKeeper) closed(n *fileNode, size int64) {
 	var evict []*fileNode
 	k.mu.Lock()
 	k.removeLocked(n)
-	n.cachedBytes = size
-	n.cacheElem = k.lru.PushFront(n)
-	k.bytes += size
+	if size > k.budget {
+		evict = append(evict, n)
+	} else {
+		n.cachedBytes = size
+		n.cacheElem = k.lru.PushFront(n)
+		k.bytes += size
+	}
 	for k.bytes > k.budget && k.lru.Len() > 0 {
 		victim := k.lru.Back().Value.(*fileNode)
 		k.removeLocked(victim)

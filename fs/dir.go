@@ -54,18 +54,30 @@ func (n *dirNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAt
 	return setattrShared(&n.attrs, in, dirSize, out)
 }
 
-// Statfs reports the figures of the account the directory is charged to:
-// inside a session, df shows the session's limits and use.
-func (n *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	n.fsys.statfs(n.acct, out)
-	return 0
+// child returns the entry name, or nil. Entries of a session that has
+// ended are gone, even if go-fuse's tree still shows them: a lookup that
+// raced the end can put a session back into the root after the end took
+// it out, and entries made just before the end are added after it.
+func (n *dirNode) child(name string) *gofs.Inode {
+	if s := n.sess; s != nil && s.ended.Load() {
+		return nil
+	}
+	ch := n.GetChild(name)
+	if ch == nil {
+		return nil
+	}
+	if sd, ok := ch.Operations().(*sessionDir); ok && sd.s.ended.Load() {
+		n.RmChild(name)
+		return nil
+	}
+	return ch
 }
 
 // Lookup is what go-fuse would do for an in-memory tree, plus counting the
 // lookup as activity in the session.
 func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	n.active()
-	ch := n.GetChild(name)
+	ch := n.child(name)
 	if ch == nil {
 		return nil, syscall.ENOENT
 	}
@@ -85,10 +97,24 @@ func (n *dirNode) Opendir(ctx context.Context) syscall.Errno {
 // childAccount is the account a new entry of n is charged to.
 func (n *dirNode) childAccount() *quota.Account { return n.acct }
 
+// maxNameLen is NAME_MAX, what tmpfs allows and statfs reports: the
+// kernel lets FUSE names grow to a page, so we must refuse longer ones.
+const maxNameLen = 255
+
+func checkName(name string) syscall.Errno {
+	if len(name) > maxNameLen {
+		return syscall.ENAMETOOLONG
+	}
+	return 0
+}
+
 // addEntry charges one inode for a new entry and bumps n's times; the
 // caller then builds the node. It fails with EEXIST if the name is taken.
 func (n *dirNode) addEntry(name string, acct *quota.Account) syscall.Errno {
-	if n.GetChild(name) != nil {
+	if errno := checkName(name); errno != 0 {
+		return errno
+	}
+	if n.child(name) != nil {
 		return syscall.EEXIST
 	}
 	if err := acct.ReserveInodes(1); err != nil {
@@ -178,6 +204,9 @@ func (n *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 // addNode makes the persistent inode for a new node and fills out.
 func (n *dirNode) addNode(ctx context.Context, nd node, out *fuse.EntryOut) *gofs.Inode {
 	a := nd.meta()
+	if s := a.sess; s != nil {
+		s.register(nd)
+	}
 	ch := n.NewPersistentInode(ctx, nd, gofs.StableAttr{Mode: a.mode & syscall.S_IFMT, Ino: a.ino})
 	fillEntryOut(ctx, nd, out)
 	return ch
@@ -205,7 +234,10 @@ func (n *dirNode) Link(ctx context.Context, target gofs.InodeEmbedder, name stri
 		return nil, errno
 	}
 	defer leave()
-	if n.GetChild(name) != nil {
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
+	if n.child(name) != nil {
 		return nil, syscall.EEXIST
 	}
 	a.mu.Lock()
@@ -227,7 +259,7 @@ func (n *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 		return errno
 	}
 	defer leave()
-	ch := n.GetChild(name)
+	ch := n.child(name)
 	if ch == nil {
 		return syscall.ENOENT
 	}
@@ -246,7 +278,7 @@ func (n *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return errno
 	}
 	defer leave()
-	ch := n.GetChild(name)
+	ch := n.child(name)
 	if ch == nil {
 		return syscall.ENOENT
 	}
@@ -264,12 +296,20 @@ func (n *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 // dropLink of a directory happens only when it is removed: it has one name.
-func (n *dirNode) dropLink() {
+func (n *dirNode) dropLink() { n.endOfSession() }
+
+// endOfSession frees the directory's inode, once.
+func (n *dirNode) endOfSession() {
 	n.mu.Lock()
+	gone := n.nlink == 0
 	n.nlink = 0
 	n.ctime = n.fsys.now()
 	n.mu.Unlock()
+	if gone {
+		return
+	}
 	n.acct.ReleaseInodes(1)
+	n.unregister()
 	n.ForgetPersistent()
 }
 

@@ -58,6 +58,9 @@ func (f *FS) newFile(ctx context.Context, parent *dirNode, mode uint32, acct *qu
 	fn := &fileNode{}
 	f.initAttrs(&fn.attrs, ctx, parent, syscall.S_IFREG|mode&07777, acct)
 	fn.data = f.pool.NewFile(acct)
+	if s := fn.sess; s != nil {
+		s.register(fn)
+	}
 	return fn
 }
 
@@ -244,15 +247,26 @@ func (n *fileNode) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno
 	switch {
 	case last:
 		n.free()
-	case closed:
+	case closed && !n.data.OnDisk():
 		n.fsys.cache.closed(n, n.data.Size())
 	}
 	return 0
 }
 
-func (n *fileNode) dropLink() {
+func (n *fileNode) dropLink() { n.dropLinks(false) }
+
+// endOfSession drops every name; the bytes go at the last close.
+func (n *fileNode) endOfSession() { n.dropLinks(true) }
+
+func (n *fileNode) dropLinks(all bool) {
 	n.mu.Lock()
-	n.nlink--
+	if n.nlink > 0 {
+		n.nlink--
+	}
+	if all {
+		n.nlink = 0
+		n.linkable = false
+	}
 	n.ctime = n.fsys.now()
 	last := n.nlink == 0 && n.opens == 0
 	n.mu.Unlock()
@@ -275,6 +289,7 @@ func (n *fileNode) free() {
 		n.fsys.log.Warn("closing spill file", "err", err)
 	}
 	n.acct.ReleaseInodes(1)
+	n.unregister()
 	n.ForgetPersistent()
 	if s := n.sess; s != nil && s.ended.Load() {
 		s.maybeClose()

@@ -15,19 +15,44 @@ type node interface {
 	// dropLink removes one name of the node; when none is left the node
 	// frees what it holds (for a file: once it is also closed).
 	dropLink()
+	// endOfSession drops every name at once: its session has ended.
+	endOfSession()
+}
+
+// unregister takes the node out of its session's register once freed.
+func (a *attrs) unregister() {
+	if s := a.sess; s != nil {
+		s.unregister(a.ino)
+	}
+}
+
+// Statfs reports the figures of the account the node is charged to: inside
+// a session, df shows the session's limits and use.
+func (a *attrs) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	a.fsys.statfs(a.acct, out)
+	return 0
 }
 
 func (a *attrs) meta() *attrs { return a }
 
-// dropLinkShared is dropLink for nodes that hold nothing but their inode.
-func dropLinkShared(in *gofs.Inode, a *attrs) {
+// dropLinkShared is dropLink for nodes that hold nothing but their inode;
+// all drops every name at once.
+func dropLinkShared(in *gofs.Inode, a *attrs, all bool) {
 	a.mu.Lock()
+	if a.nlink == 0 {
+		a.mu.Unlock()
+		return
+	}
 	a.nlink--
+	if all {
+		a.nlink = 0
+	}
 	a.ctime = a.fsys.now()
 	gone := a.nlink == 0
 	a.mu.Unlock()
 	if gone {
 		a.acct.ReleaseInodes(1)
+		a.unregister()
 		in.ForgetPersistent()
 	}
 }
@@ -78,7 +103,8 @@ func (n *symlinkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	return n.target, 0
 }
 
-func (n *symlinkNode) dropLink() { dropLinkShared(&n.Inode, &n.attrs) }
+func (n *symlinkNode) dropLink()     { dropLinkShared(&n.Inode, &n.attrs, false) }
+func (n *symlinkNode) endOfSession() { dropLinkShared(&n.Inode, &n.attrs, true) }
 
 // specialNode is a FIFO, a UNIX socket or a device node: the kernel serves
 // its I/O, spoolfs only keeps its name and attributes.
@@ -101,4 +127,5 @@ func (n *specialNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.S
 	return setattrShared(&n.attrs, in, 0, out)
 }
 
-func (n *specialNode) dropLink() { dropLinkShared(&n.Inode, &n.attrs) }
+func (n *specialNode) dropLink()     { dropLinkShared(&n.Inode, &n.attrs, false) }
+func (n *specialNode) endOfSession() { dropLinkShared(&n.Inode, &n.attrs, true) }

@@ -26,7 +26,10 @@ func (n *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if flags&renameWhiteout != 0 || flags&^(renameNoReplace|renameExchange) != 0 {
 		return syscall.EINVAL
 	}
-	srcInode := n.GetChild(name)
+	if errno := checkName(newName); errno != 0 {
+		return errno
+	}
+	srcInode := n.child(name)
 	if srcInode == nil {
 		return syscall.ENOENT
 	}
@@ -39,7 +42,7 @@ func (n *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		return errno
 	}
 	defer leave()
-	target := dst.GetChild(newName)
+	target := dst.child(newName)
 	if flags&renameExchange != 0 {
 		return n.exchange(srcInode, dst, target)
 	}

@@ -52,6 +52,7 @@ type session struct {
 
 	mu sync.Mutex
 	// Guarded by mu:
+	nodes      map[uint64]node // every live node inside, by inode number
 	policy     SessionPolicy
 	pid        int    // owning process, in the daemon's PID namespace; 0: none
 	endRequest string // set when the session must end at once (rm, owner exited)
@@ -173,6 +174,11 @@ func (t *sessionTable) expireDue(now time.Time) {
 // end removes the session from the root in one step, frees everything in
 // it that is not open, and tells the kernel to forget the names. Files
 // still open keep working, charged to the session, until their last close.
+//
+// What is freed comes from the session's register of nodes, not from the
+// tree: go-fuse adds a new entry to its tree only after our handler has
+// returned, so an entry made just before the end may not be in the tree
+// yet, but it is in the register.
 func (t *sessionTable) end(s *session, why string) {
 	s.gate.Lock()
 	if s.ended.Load() {
@@ -185,7 +191,10 @@ func (t *sessionTable) end(s *session, why string) {
 	if root != nil {
 		root.RmChild(name)
 	}
-	removed := detachTree(&s.dir.Inode)
+	removed := detachEntries(&s.dir.Inode)
+	for _, nd := range s.takeNodes() {
+		nd.endOfSession()
+	}
 	s.dir.dropLinkQuiet()
 	s.gate.Unlock()
 
@@ -199,8 +208,38 @@ func (t *sessionTable) end(s *session, why string) {
 	after := s.acct.Usage()
 	s.maybeClose()
 	t.fsys.log.Info("session ended", "session", name, "reason", why,
-		"bytes_freed", before.Bytes-after.Bytes, "inodes_freed", before.Inodes-after.Inodes,
+		"bytes_freed", max(before.Bytes-after.Bytes, 0), "inodes_freed", max(before.Inodes-after.Inodes, 0),
 		"bytes_still_open", after.Bytes)
+	t.fsys.obs.SessionEnded(why)
+}
+
+// register records a new node inside the session.
+func (s *session) register(nd node) {
+	s.mu.Lock()
+	if s.nodes == nil {
+		s.nodes = make(map[uint64]node)
+	}
+	s.nodes[nd.meta().ino] = nd
+	s.mu.Unlock()
+}
+
+// unregister forgets a node that has been freed.
+func (s *session) unregister(ino uint64) {
+	s.mu.Lock()
+	delete(s.nodes, ino)
+	s.mu.Unlock()
+}
+
+// takeNodes empties the register and returns what it held.
+func (s *session) takeNodes() []node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	nodes := make([]node, 0, len(s.nodes))
+	for _, nd := range s.nodes {
+		nodes = append(nodes, nd)
+	}
+	s.nodes = nil
+	return nodes
 }
 
 // forget drops s from the table and stops watching its owner.
@@ -231,9 +270,10 @@ type removedEntry struct {
 	child  *gofs.Inode
 }
 
-// detachTree unlinks every entry below dir, depth first without recursion,
-// and returns them so that the kernel can be told once no lock is held.
-func detachTree(dir *gofs.Inode) []removedEntry {
+// detachEntries takes every entry below dir out of the tree, depth first
+// without recursion, and returns them so that the kernel can be told once
+// no lock is held.
+func detachEntries(dir *gofs.Inode) []removedEntry {
 	var removed []removedEntry
 	stack := []*gofs.Inode{dir}
 	for len(stack) > 0 {
@@ -244,9 +284,6 @@ func detachTree(dir *gofs.Inode) []removedEntry {
 			removed = append(removed, removedEntry{d, name, ch})
 			if ch.IsDir() {
 				stack = append(stack, ch)
-			}
-			if nd, ok := ch.Operations().(node); ok {
-				nd.dropLink()
 			}
 		}
 	}
@@ -290,10 +327,13 @@ func (n *sessionDir) dropLink() {
 	if already {
 		return
 	}
+	name, _ := n.Parent()
 	n.dropLinkQuiet()
 	n.fsys.sessions.forget(s)
 	s.maybeClose()
-	n.fsys.log.Info("session ended", "reason", reasonRemoved, "bytes_freed", 0)
+	// Only an empty session can be removed this way: nothing else to free.
+	n.fsys.log.Info("session ended", "session", name, "reason", reasonRemoved, "bytes_freed", 0)
+	n.fsys.obs.SessionEnded(reasonRemoved)
 }
 
 // dropLinkQuiet frees the directory's own inode.
@@ -308,7 +348,10 @@ var _ gofs.NodeMkdirer = (*rootDir)(nil)
 
 // Mkdir at the root makes a session with the mount's defaults.
 func (n *rootDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if n.GetChild(name) != nil {
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
+	if n.child(name) != nil {
 		return nil, syscall.EEXIST
 	}
 	dir, errno := n.fsys.sessions.newSession(ctx, n, mode)

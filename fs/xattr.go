@@ -17,15 +17,19 @@ const (
 	xattrReplace = 0x2 // XATTR_REPLACE
 )
 
-// xattrNamespaceOK accepts the namespaces tmpfs stores. system.* (ACLs) is
-// not supported; the kernel has already checked who may use trusted.*.
-func xattrNamespaceOK(name string) bool {
+// xattrNamespace checks a name the way tmpfs does: the namespaces it
+// stores (system.*, ACLs, is not supported; the kernel has already checked
+// who may use trusted.*), EINVAL for a namespace with nothing after it.
+func xattrNamespace(name string) syscall.Errno {
 	for _, ns := range []string{"user.", "trusted.", "security."} {
-		if strings.HasPrefix(name, ns) && len(name) > len(ns) {
-			return true
+		if strings.HasPrefix(name, ns) {
+			if len(name) == len(ns) {
+				return syscall.EINVAL
+			}
+			return 0
 		}
 	}
-	return false
+	return syscall.EOPNOTSUPP
 }
 
 func (a *attrs) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
@@ -42,8 +46,8 @@ func (a *attrs) Getxattr(ctx context.Context, name string, dest []byte) (uint32,
 }
 
 func (a *attrs) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
-	if !xattrNamespaceOK(name) {
-		return syscall.EOPNOTSUPP
+	if errno := xattrNamespace(name); errno != 0 {
+		return errno
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
