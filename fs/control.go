@@ -42,8 +42,9 @@ const (
 )
 
 var (
-	sessionPolicyNames  = []string{ctlTTL, ctlIdle, ctlSize, ctlInodes, ctlPID}
-	sessionFigureNames  = []string{ctlUsage, ctlExpires, ctlCreated, ctlReason}
+	// sessionListedNames: not the pid, which names a process of the
+	// daemon's namespace that a copy should not inherit.
+	sessionListedNames  = []string{ctlTTL, ctlIdle, ctlSize, ctlInodes}
 	errCeiling          = errors.New("above the mount's ceiling")
 	errNotSameNamespace = errors.New("pid is from another PID namespace; use ancestor:N")
 )
@@ -100,8 +101,12 @@ func (n *sessionDir) Getxattr(ctx context.Context, name string, dest []byte) (ui
 	return getControl(value, dest)
 }
 
+// Listxattr lists the policy attributes (with the owner, if set) but not
+// the read-only figures, so that cp -a or tar of a session carries its
+// policy to a new session and does not stumble on attributes it cannot
+// write back. The figures are read by name.
 func (n *sessionDir) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return listWith(&n.attrs, ctx, dest, append(sessionPolicyNames, sessionFigureNames...))
+	return listWith(&n.attrs, ctx, dest, sessionListedNames)
 }
 
 func (n *sessionDir) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
@@ -346,6 +351,9 @@ func (f *FS) status() Status {
 		SpilledFiles: ps.DiskFiles, Sessions: f.sessions.count(), SessionDefaults: f.sessions.defaults,
 	}
 }
+
+// Status is the mount's summary, as user.spoolfs.status reports it.
+func (f *FS) Status() Status { return f.status() }
 
 func (f *FS) statusJSON() string {
 	b, _ := json.Marshal(f.status())

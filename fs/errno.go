@@ -17,7 +17,7 @@ func (f *FS) toErrno(op string, err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, quota.ErrNoSpace):
+	case errors.Is(err, quota.ErrNoSpace), errors.Is(err, spill.ErrTooManyFiles):
 		errno = syscall.ENOSPC
 	case errors.Is(err, quota.ErrQuota):
 		errno = syscall.EDQUOT
@@ -25,6 +25,9 @@ func (f *FS) toErrno(op string, err error) syscall.Errno {
 		return syscall.ENXIO
 	case errors.Is(err, spill.ErrClosed):
 		return syscall.EBADF
+	case errors.Is(err, spill.ErrCorrupt):
+		f.log.Error("spilled data failed authentication", "op", op, "err", err)
+		return syscall.EIO
 	case errors.As(err, &errno):
 		// A syscall error from the spill disk, such as ENOSPC or EIO.
 	default:
@@ -33,6 +36,7 @@ func (f *FS) toErrno(op string, err error) syscall.Errno {
 	}
 	if errno == syscall.ENOSPC || errno == syscall.EDQUOT {
 		f.log.Debug("refused", "op", op, "errno", errno.Error())
+		f.obs.Refused(errno)
 	} else {
 		f.log.Warn("spill disk error", "op", op, "err", err)
 	}

@@ -37,6 +37,8 @@ type Config struct {
 	CacheBudget int64
 	// Now is the clock for timestamps; nil means time.Now.
 	Now func() time.Time
+	// Observer is told of ended sessions and refusals; nil: no one.
+	Observer Observer
 }
 
 // FS is one mounted spoolfs tree. Two FS values share nothing, so one
@@ -52,12 +54,13 @@ type FS struct {
 	pids     *pidWatcher
 	cache    *cacheKeeper
 	caps     uint64 // extra FUSE capabilities to ask for
+	obs      Observer
 }
 
 // New returns a filesystem ready to be mounted. The root directory counts
 // as one inode, as on tmpfs.
 func New(cfg Config) (*FS, error) {
-	f := &FS{pool: cfg.Pool, quota: cfg.Quota, log: cfg.Logger, now: cfg.Now, caps: extraCapabilities}
+	f := &FS{pool: cfg.Pool, quota: cfg.Quota, log: cfg.Logger, now: cfg.Now, caps: extraCapabilities, obs: observerOr(cfg.Observer)}
 	if cfg.WritebackCache {
 		f.caps |= fuse.CAP_WRITEBACK_CACHE
 	}

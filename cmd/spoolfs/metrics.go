@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
+
+	spoolfs "github.com/spoolfs/spoolfs/fs"
+)
+
+// metricsAddr is the --metrics flag, checked by parseMetricsAddr.
+type metricsAddr string
+
+func (a *metricsAddr) String() string     { return string(*a) }
+func (a *metricsAddr) Set(v string) error { *a = metricsAddr(v); return nil }
+func (a *metricsAddr) Type() string       { return "addr" }
+
+// parseMetricsAddr checks a --metrics value and returns the address to
+// listen on: "" (off) stays "". A bare PORT or ":PORT" means 127.0.0.1
+// only, so that metrics are never exposed to the network by accident;
+// HOST:PORT listens where it says (0.0.0.0:9780, [::]:9780 for everyone).
+func parseMetricsAddr(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	bad := fmt.Errorf("--metrics %q: want PORT, :PORT or HOST:PORT, with PORT from 1 to 65535", v)
+	host, port := "", v
+	if strings.Contains(v, ":") {
+		var err error
+		if host, port, err = net.SplitHostPort(v); err != nil {
+			return "", bad
+		}
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 || strings.ContainsAny(host, " /") {
+		return "", bad
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// metrics is what --metrics serves: counts that the filesystem reports
+// through spoolfs.Observer and spoolfs.ObserveOps, and figures read from
+// the mount's status at each scrape. A nil *metrics is metrics off: every
+// method then does nothing.
+type metrics struct {
+	reg      *prometheus.Registry
+	ln       net.Listener
+	srv      *http.Server
+	log      *slog.Logger
+	ops      []prometheus.Observer  // request latency, indexed by spoolfs.Op
+	opErrors *prometheus.CounterVec // op, errno
+	ended    *prometheus.CounterVec // reason
+	refused  *prometheus.CounterVec // errno
+}
+
+// latencyBuckets run from 10µs (a cached lookup) to 1s (a large write to
+// a slow spill disk), in 1-2.5-5 steps: the upper bounds in seconds.
+var latencyBuckets = []float64{
+	10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6,
+	1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3,
+	0.1, 0.25, 0.5, 1,
+}
+
+// listenMetrics binds addr (from parseMetricsAddr) before anything is
+// mounted, so that a port in use fails the mount cleanly; "" is metrics
+// off and returns nil.
+func listenMetrics(addr string, logger *slog.Logger) (*metrics, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) {
+			err = op.Err // "bind: address already in use", without repeating the address
+		}
+		return nil, fmt.Errorf("--metrics %s: %v", addr, err)
+	}
+	m := &metrics{reg: prometheus.NewRegistry(), ln: ln, log: logger}
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "spoolfs_fuse_request_duration_seconds",
+		Help:    "Time spoolfs took to answer FUSE requests, by kind of request (op).",
+		Buckets: latencyBuckets,
+	}, []string{"op"})
+	for _, op := range spoolfs.Ops() {
+		m.ops = append(m.ops, latency.WithLabelValues(op.String()))
+	}
+	m.opErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spoolfs_fuse_errors_total",
+		Help: "FUSE requests answered with an error, by op and errno (ENOENT from LOOKUP is an ordinary miss).",
+	}, []string{"op", "errno"})
+	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spoolfs_sessions_ended_total",
+		Help: "Sessions ended, by reason: ttl, idle, owner-exited, removed.",
+	}, []string{"reason"})
+	for _, reason := range spoolfs.SessionEndReasons() {
+		m.ended.WithLabelValues(reason)
+	}
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spoolfs_quota_refusals_total",
+		Help: "Operations refused for want of space, by errno: ENOSPC (the mount or the spill disk is full), EDQUOT (a session's quota).",
+	}, []string{"errno"})
+	m.refused.WithLabelValues("ENOSPC")
+	m.refused.WithLabelValues("EDQUOT")
+	m.reg.MustRegister(latency, m.opErrors, m.ended, m.refused,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		Registry:            m.reg,
+		MaxRequestsInFlight: 4,
+	}))
+	m.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	return m, nil
+}
+
+// observer is what the filesystem reports sessions and refusals to.
+func (m *metrics) observer() spoolfs.Observer {
+	if m == nil {
+		return nil
+	}
+	return m
+}
+
+// wrap times every request of raw.
+func (m *metrics) wrap(raw fuse.RawFileSystem) fuse.RawFileSystem {
+	if m == nil {
+		return raw
+	}
+	return spoolfs.ObserveOps(raw, m.opDone)
+}
+
+// start serves /metrics for fsys, once it is mounted.
+func (m *metrics) start(fsys *spoolfs.FS) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(newStatusCollector(fsys))
+	go func() {
+		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("metrics server", "err", err)
+		}
+	}()
+	m.log.Info("serving metrics", "url", "http://"+m.ln.Addr().String()+"/metrics")
+}
+
+// close stops serving, letting a scrape under way finish first: after it,
+// nothing reads the filesystem's status any more.
+func (m *metrics) close() {
+	if m == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.srv.Shutdown(ctx); err != nil {
+		m.srv.Close()
+	}
+	m.ln.Close() // in case it was never served
+}
+
+func (m *metrics) SessionEnded(reason string) { m.ended.WithLabelValues(reason).Inc() }
+
+func (m *metrics) Refused(errno syscall.Errno) { m.refused.WithLabelValues(errnoLabel(errno)).Inc() }
+
+func (m *metrics) opDone(op spoolfs.Op, took time.Duration, status fuse.Status) {
+	m.ops[op].Observe(took.Seconds())
+	if status != fuse.OK {
+		m.opErrors.WithLabelValues(op.String(), errnoLabel(syscall.Errno(status))).Inc()
+	}
+}
+
+// errnoLabel is an errno's symbolic name, such as ENOSPC.
+func errnoLabel(errno syscall.Errno) string {
+	if name := unix.ErrnoName(errno); name != "" {
+		return name
+	}
+	return strconv.Itoa(int(errno))
+}
+
+// statusCollector reads the mount's figures once per scrape, so that
+// they are consistent with each other and cost nothing in between.
+type statusCollector struct {
+	fsys    *spoolfs.FS
+	figures []statusFigure
+}
+
+type statusFigure struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(spoolfs.Status) int64
+}
+
+func newStatusCollector(fsys *spoolfs.FS) *statusCollector {
+	gauge := func(name, help string, value func(spoolfs.Status) int64) statusFigure {
+		return statusFigure{prometheus.NewDesc(name, help, nil, nil), prometheus.GaugeValue, value}
+	}
+	counter := func(name, help string, value func(spoolfs.Status) int64) statusFigure {
+		return statusFigure{prometheus.NewDesc(name, help, nil, nil), prometheus.CounterValue, value}
+	}
+	return &statusCollector{fsys: fsys, figures: []statusFigure{
+		gauge("spoolfs_ram_bytes", "Bytes of file data held in RAM.",
+			func(s spoolfs.Status) int64 { return s.RAMUsed }),
+		gauge("spoolfs_ram_budget_bytes", "Most bytes of file data the mount keeps in RAM (--ram).",
+			func(s spoolfs.Status) int64 { return s.RAMBudget }),
+		gauge("spoolfs_disk_bytes", "Bytes allocated in spill files on disk.",
+			func(s spoolfs.Status) int64 { return s.DiskUsed }),
+		gauge("spoolfs_allocated_bytes", "Bytes charged to the mount's size, RAM and disk together.",
+			func(s spoolfs.Status) int64 { return s.Used }),
+		gauge("spoolfs_capacity_bytes", "The mount's size (--size); 0: no limit.",
+			func(s spoolfs.Status) int64 { return s.Capacity }),
+		gauge("spoolfs_inodes_used", "Files, directories and symlinks in the mount, the root included.",
+			func(s spoolfs.Status) int64 { return s.InodesUsed }),
+		gauge("spoolfs_inodes_limit", "Most inodes the mount may hold (--inodes); 0: no limit.",
+			func(s spoolfs.Status) int64 { return s.Inodes }),
+		gauge("spoolfs_sessions_live", "Sessions (top-level directories) not yet ended.",
+			func(s spoolfs.Status) int64 { return int64(s.Sessions) }),
+		counter("spoolfs_spills_total", "Files moved from RAM to disk.",
+			func(s spoolfs.Status) int64 { return s.Spills }),
+		gauge("spoolfs_files", "Live files, in RAM or on disk.",
+			func(s spoolfs.Status) int64 { return s.Files }),
+		gauge("spoolfs_spilled_files", "Live files on disk.",
+			func(s spoolfs.Status) int64 { return s.SpilledFiles }),
+	}}
+}
+
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, f := range c.figures {
+		ch <- f.desc
+	}
+}
+
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.fsys.Status()
+	for _, f := range c.figures {
+		ch <- prometheus.MustNewConstMetric(f.desc, f.kind, float64(f.value(st)))
+	}
+}
