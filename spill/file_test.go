@@ -1283,3 +1283,34 @@ func TestPageSet(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxDiskFiles: past the cap, a file that must spill fails with
+// ErrTooManyFiles and stays as it was; closing a spilled file makes room.
+func TestMaxDiskFiles(t *testing.T) {
+	p, err := NewPool(Config{Dir: t.TempDir(), Threshold: 0, RAMBudget: 1 << 20, MaxDiskFiles: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var files []*File
+	for i := range 2 {
+		f := p.NewFile(newAcct())
+		if _, err := f.WriteAt([]byte("x"), 0); err != nil {
+			t.Fatalf("file %d: %v", i, err)
+		}
+		files = append(files, f)
+	}
+	third := p.NewFile(newAcct())
+	if n, err := third.WriteAt([]byte("y"), 0); n != 0 || !errors.Is(err, ErrTooManyFiles) {
+		t.Fatalf("third spill: %d, %v; want ErrTooManyFiles", n, err)
+	}
+	if third.Size() != 0 || third.OnDisk() {
+		t.Errorf("refused spill changed the file: size %d, on disk %v", third.Size(), third.OnDisk())
+	}
+	files[0].Close()
+	if _, err := third.WriteAt([]byte("y"), 0); err != nil {
+		t.Fatalf("after a close: %v", err)
+	}
+	third.Close()
+	files[1].Close()
+}

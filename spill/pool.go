@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // PageSize is the unit of allocation and accounting in both tiers.
@@ -29,6 +30,12 @@ type Config struct {
 	// key drawn at NewPool and held only in memory (see the package
 	// documentation). RAM pages are not encrypted.
 	Encrypt bool
+	// MaxDiskFiles caps how many files may be on disk at once; 0 is no
+	// cap. Each spilled file holds one descriptor, so the caller sets it
+	// below its descriptor limit: past it, a file that must spill fails
+	// with ErrTooManyFiles instead of the process running out of
+	// descriptors for everything else.
+	MaxDiskFiles int64
 }
 
 // Stats is a snapshot of a pool's figures.
@@ -52,6 +59,11 @@ var ErrNoData = errors.New("spill: no data at or after offset")
 // read gives no bytes of that page.
 var ErrCorrupt = errors.New("spill: spilled data fails authentication")
 
+// ErrTooManyFiles: a file must spill but the pool already holds as many
+// spill files as it may (Config.MaxDiskFiles) or the process is out of
+// descriptors. The file stays as it was; ENOSPC in POSIX terms.
+var ErrTooManyFiles = errors.New("spill: too many files on disk (one descriptor each)")
+
 // errNoRAM says the pool could not find RAM for a file; the file then spills.
 var errNoRAM = errors.New("spill: RAM budget exhausted")
 
@@ -63,6 +75,7 @@ type Pool struct {
 	dir       string // private 0700 directory for unnamed spill files
 	pages     sync.Pool
 	seal      *sealer // non-nil if spilled pages are encrypted
+	maxDisk   int64   // most files on disk at once; 0: no cap
 
 	spills    atomic.Int64
 	files     atomic.Int64
@@ -100,7 +113,7 @@ func NewPool(cfg Config) (*Pool, error) {
 		os.Remove(dir)
 		return nil, fmt.Errorf("spill: private directory: %w", err)
 	}
-	p := &Pool{threshold: cfg.Threshold, budget: cfg.RAMBudget, dir: dir, seal: seal, live: make(map[*File]struct{})}
+	p := &Pool{threshold: cfg.Threshold, budget: cfg.RAMBudget, dir: dir, seal: seal, maxDisk: cfg.MaxDiskFiles, live: make(map[*File]struct{})}
 	p.pages.New = func() any { return new([PageSize]byte) }
 	return p, nil
 }
@@ -141,7 +154,13 @@ func (p *Pool) Encrypted() bool { return p.seal != nil }
 // newDiskFile opens a spill file for one of the pool's files, sealed if
 // the pool encrypts.
 func (p *Pool) newDiskFile() (*diskFile, error) {
+	if p.maxDisk > 0 && p.diskFiles.Load() >= p.maxDisk {
+		return nil, ErrTooManyFiles
+	}
 	d, err := newDiskFile(p.dir)
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		return nil, fmt.Errorf("%w: %v", ErrTooManyFiles, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -218,10 +237,14 @@ func (p *Pool) reserveRAM(f *File, n int64) error {
 	return errNoRAM
 }
 
-// pickVictimLocked returns the least recently used RAM file other than self
-// whose lock it could take without waiting, locked and out of the LRU list.
+// pickVictimLocked returns a RAM file other than self, locked and ready to
+// spill, or nil. It looks at the coldest files (the back of the LRU list)
+// whose lock it can take without waiting and picks the one holding the
+// most RAM: spilling a large cold file frees more RAM for one descriptor
+// than spilling many tiny ones.
 func (p *Pool) pickVictimLocked(self *File) *File {
 	const maxTries = 16
+	var best *File
 	tries := 0
 	for e := p.lru.Back(); e != nil && tries < maxTries; e = e.Prev() {
 		v := e.Value.(*File)
@@ -229,15 +252,19 @@ func (p *Pool) pickVictimLocked(self *File) *File {
 			continue
 		}
 		tries++
-		if v.mu.TryLock() {
-			if v.ram == nil || v.closed { // changed tier before we locked it
-				v.mu.Unlock()
-				continue
-			}
-			return v
+		if !v.mu.TryLock() {
+			continue
 		}
+		if v.ram == nil || v.closed || (best != nil && v.ram.count <= best.ram.count) {
+			v.mu.Unlock()
+			continue
+		}
+		if best != nil {
+			best.mu.Unlock()
+		}
+		best = v
 	}
-	return nil
+	return best
 }
 
 func (p *Pool) releaseRAM(n int64) {
