@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -161,9 +160,31 @@ func timeLeft(expires string, now time.Time) string {
 	if err != nil {
 		return expires
 	}
-	d := t.Sub(now).Round(time.Second)
+	return shortDuration(t.Sub(now))
+}
+
+// shortDuration renders d to the second in its two largest units, the
+// second left out when zero: 45s, 9m05s, 10m, 2h30m, 1h, 3d4h.
+func shortDuration(d time.Duration) string {
+	d = d.Round(time.Second)
 	if d <= 0 {
 		return "now"
 	}
-	return strings.TrimSuffix(strings.TrimSuffix(d.String(), "0s"), "0m")
+	days, h := int64(d/(24*time.Hour)), int64(d/time.Hour)%24
+	m, s := int64(d/time.Minute)%60, int64(d/time.Second)%60
+	two := func(a int64, ua string, b int64, ub, bfmt string) string {
+		if b == 0 {
+			return fmt.Sprintf("%d%s", a, ua)
+		}
+		return fmt.Sprintf("%d%s"+bfmt+"%s", a, ua, b, ub)
+	}
+	switch {
+	case days > 0:
+		return two(days, "d", h, "h", "%d")
+	case h > 0:
+		return two(h, "h", m, "m", "%02d")
+	case m > 0:
+		return two(m, "m", s, "s", "%02d")
+	}
+	return fmt.Sprintf("%ds", s)
 }

@@ -31,6 +31,8 @@ Usage:
   spoolfs session new|ls|rm|touch ...  self-deleting session directories (see 'spoolfs session --help')
   spoolfs status MOUNTPOINT [--json]   capacity, RAM, spill and sessions at a glance
   spoolfs SOURCE MOUNTPOINT -o OPTS    the form mount(8) uses through mount.fuse3
+  spoolfs completion bash|zsh          print a shell completion script
+  spoolfs man                          print the manual page, spoolfs(8)
   spoolfs help [COMMAND]
 
 Run 'spoolfs COMMAND --help' for a command's flags.
@@ -50,6 +52,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSession(args[1:], stdout, stderr)
 	case "status":
 		return runStatus(args[1:], stdout, stderr)
+	case "man":
+		return runMan(stdout)
+	case "completion":
+		return runCompletion(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		if len(args) > 1 {
 			return run([]string{args[1], "--help"}, stdout, stderr)

@@ -36,6 +36,8 @@ type mountConfig struct {
 	sessionInodes count
 	lifetime      duration
 	writeback     bool
+	encrypt       bool
+	metrics       metricsAddr
 }
 
 func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
@@ -58,6 +60,8 @@ func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
 	f.Var(&c.sessionInodes, "session-inodes", "default and ceiling for a session's inodes (0: none)")
 	f.Var(&c.lifetime, "lifetime", "unmount and delete everything after this long, e.g. 8h (0: never)")
 	f.BoolVar(&c.writeback, "writeback-cache", false, "let the kernel gather small writes (much faster; but ENOSPC/EDQUOT then come from fsync/close, not write)")
+	f.Var(&c.metrics, "metrics", "serve Prometheus metrics over HTTP at /metrics (default off): PORT or :PORT listens on 127.0.0.1 only; name a host to listen elsewhere, e.g. 0.0.0.0:9780 for every interface")
+	f.BoolVar(&c.encrypt, "encrypt-spill", false, "seal spilled data with AES-256-GCM under a key held only in memory (costs CPU; see README)")
 	f.StringArrayVarP(&c.options, "options", "o", nil, "mount(8)-style options: -o size=2G,ram=256M,spill_threshold=4M (every flag has one)")
 	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground instead of returning once mounted")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, spills and refusals to stderr (implies -f)")
@@ -170,14 +174,19 @@ type mountPlan struct {
 	sessions   spoolfs.SessionPolicy
 	lifetime   time.Duration
 	writeback  bool
+	encrypt    bool
+	metrics    string // address to serve metrics on; "": off
 }
 
 const defaultThreshold = 16 << 20
 
 func (c *mountConfig) resolve(mountpoint string) (*mountPlan, error) {
 	p := &mountPlan{mode: uint32(c.mode), uid: c.uid, gid: c.gid, allowOther: c.allowOther, debug: c.debug,
-		lifetime: time.Duration(c.lifetime), writeback: c.writeback}
+		lifetime: time.Duration(c.lifetime), writeback: c.writeback, encrypt: c.encrypt}
 	var err error
+	if p.metrics, err = parseMetricsAddr(string(c.metrics)); err != nil {
+		return nil, err
+	}
 	if p.dir, err = checkMountpoint(mountpoint); err != nil {
 		return nil, err
 	}

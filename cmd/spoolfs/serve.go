@@ -129,12 +129,19 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 	raiseFileLimit()
 	debug.SetMemoryLimit(p.ram + memoryOverhead)
 
-	server, fsys, err := mount(p, logger)
+	var server *fuse.Server
+	var fsys *spoolfs.FS
+	met, err := listenMetrics(p.metrics, logger) // bound before mounting: a port in use fails the mount
+	if err == nil {
+		server, fsys, err = mount(p, logger, met)
+	}
 	ready.report(err)
 	if err != nil {
+		met.close()
 		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
 		return exitFailure
 	}
+	met.start(fsys)
 	logger.Info("mounted", "dir", p.dir, "size", p.size, "ram", p.ram, "threshold", p.threshold, "spill_dir", fsys.Pool().Dir())
 	notify.send("READY=1", "MAINPID="+strconv.Itoa(os.Getpid()),
 		fmt.Sprintf("STATUS=spoolfs mounted at %s (size %s, RAM %s, spill to %s)",
@@ -169,6 +176,7 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 	once.Do(func() { notify.send("STOPPING=1", "STATUS=unmounted "+p.dir) })
 	signal.Stop(signals)
 	stopExpiry()
+	met.close()
 	if err := fsys.Close(); err != nil {
 		logger.Error("freeing spilled data", "err", err)
 		return exitFailure
@@ -177,8 +185,11 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 	return exitOK
 }
 
-func mount(p *mountPlan, logger *slog.Logger) (*fuse.Server, *spoolfs.FS, error) {
-	pool, err := spill.NewPool(spill.Config{Dir: p.spillDir, Threshold: p.threshold, RAMBudget: p.ram})
+func mount(p *mountPlan, logger *slog.Logger, met *metrics) (*fuse.Server, *spoolfs.FS, error) {
+	pool, err := spill.NewPool(spill.Config{
+		Dir: p.spillDir, Threshold: p.threshold, RAMBudget: p.ram,
+		Encrypt: p.encrypt, MaxDiskFiles: maxSpillFiles(),
+	})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -187,12 +198,13 @@ func mount(p *mountPlan, logger *slog.Logger) (*fuse.Server, *spoolfs.FS, error)
 		Quota:    quota.NewRoot(quota.Limits{Bytes: p.size, Inodes: p.inodes}),
 		RootMode: p.mode, RootUID: p.uid, RootGID: p.gid,
 		Sessions: p.sessions,
-		// The kernel may keep cached pages of closed files up to a
-		// quarter of the RAM budget: re-reads stay fast, and RAM-tier
-		// bytes are not held twice for long.
-		CacheBudget:    p.ram / 4,
+		// The kernel may keep cached pages of closed RAM-tier files up
+		// to an eighth of the RAM budget: re-reads stay fast, and RAM
+		// bytes are held twice only within that bound.
+		CacheBudget:    p.ram / 8,
 		WritebackCache: p.writeback,
 		Logger:         logger,
+		Observer:       met.observer(),
 	})
 	if err != nil {
 		pool.Close()
@@ -203,13 +215,19 @@ func mount(p *mountPlan, logger *slog.Logger) (*fuse.Server, *spoolfs.FS, error)
 	opts.DirectMount = true
 	opts.Debug = p.debug
 	if p.debug {
-		opts.Logger = log.New(os.Stderr, "", log.Lmicroseconds)
+		trace := log.New(redactingWriter{os.Stderr}, "", log.Lmicroseconds)
+		opts.Logger, opts.MountOptions.Logger = trace, trace
 	}
 	if err := spoolfs.ClearDeadMount(p.dir); err != nil {
 		fsys.Close()
 		return nil, nil, err
 	}
-	server, err := gofs.Mount(p.dir, fsys.Root(), opts)
+	// What gofs.Mount does, with every request timed when metrics are on.
+	server, err := fuse.NewServer(met.wrap(gofs.NewNodeFS(fsys.Root(), opts)), p.dir, &opts.MountOptions)
+	if err == nil {
+		go server.Serve()
+		err = server.WaitMount()
+	}
 	if err != nil {
 		fsys.Close()
 		return nil, nil, fmt.Errorf("mount %s: %w", p.dir, unwrapMountError(err))
@@ -226,6 +244,17 @@ func unwrapMountError(err error) error {
 		return errno
 	}
 	return err
+}
+
+// maxSpillFiles leaves room under the descriptor limit for everything
+// that is not a spill file: FUSE, the metrics server, logs.
+func maxSpillFiles() int64 {
+	const reserve = 1024
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil || lim.Cur > 1<<30 {
+		return 0
+	}
+	return max(int64(lim.Cur)-reserve, 64)
 }
 
 // raiseFileLimit lifts the soft limit on descriptors to the hard one: each

@@ -66,19 +66,33 @@ func parseFlags(f *pflag.FlagSet, args []string, usage string, stdout, stderr io
 	return 0, true
 }
 
-func sessionNew(args []string, stdout, stderr io.Writer) int {
+// sessionNewOptions are the flags of 'session new'.
+type sessionNewOptions struct {
+	ttl, idle duration
+	size      byteSize
+	inodes    count
+	pid       int
+	prefix    string
+	mode      octalMode
+}
+
+func newSessionNewFlags(o *sessionNewOptions) *pflag.FlagSet {
 	f := pflag.NewFlagSet("session new", pflag.ContinueOnError)
-	var ttl, idle duration
-	var size byteSize
-	var inodes count
-	f.Var(&ttl, "ttl", "end the session at this age, e.g. 2h")
-	f.Var(&idle, "idle", "end the session after this long without activity, e.g. 10m")
-	f.Var(&size, "size", "byte quota, e.g. 5GiB")
-	f.Var(&inodes, "inodes", "inode quota, e.g. 100k")
-	pid := f.Int("pid", 0, "end the session when this process exits (e.g. $$)")
-	prefix := f.String("prefix", "session-", "name prefix; a random suffix follows, like mktemp -d")
-	mode := octalMode(0o700)
-	f.Var(&mode, "mode", "permissions of the session directory")
+	f.SortFlags = false
+	f.Var(&o.ttl, "ttl", "end the session at this age, e.g. 2h")
+	f.Var(&o.idle, "idle", "end the session after this long without activity, e.g. 10m")
+	f.Var(&o.size, "size", "byte quota, e.g. 5GiB")
+	f.Var(&o.inodes, "inodes", "inode quota, e.g. 100k")
+	f.IntVar(&o.pid, "pid", 0, "end the session when this process exits (e.g. $$)")
+	f.StringVar(&o.prefix, "prefix", "session-", "name prefix; a random suffix follows, like mktemp -d")
+	o.mode = 0o700
+	f.Var(&o.mode, "mode", "permissions of the session directory")
+	return f
+}
+
+func sessionNew(args []string, stdout, stderr io.Writer) int {
+	var o sessionNewOptions
+	f := newSessionNewFlags(&o)
 	if code, ok := parseFlags(f, args, "Usage: spoolfs session new MOUNT [flags]", stdout, stderr); !ok {
 		return code
 	}
@@ -86,7 +100,7 @@ func sessionNew(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "spoolfs session new: need exactly one MOUNT")
 		return exitUsage
 	}
-	if size.percent > 0 {
+	if o.size.percent > 0 {
 		fmt.Fprintln(stderr, "spoolfs session new: --size takes bytes, not a percentage")
 		return exitUsage
 	}
@@ -95,26 +109,26 @@ func sessionNew(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolfs session new: %s is not the root of a spoolfs mount\n", mount)
 		return exitUsage
 	}
-	dir, err := makeSessionDir(mount, *prefix, uint32(mode))
+	dir, err := makeSessionDir(mount, o.prefix, uint32(o.mode))
 	if err != nil {
 		fmt.Fprintf(stderr, "spoolfs session new: %v\n", err)
 		return exitFailure
 	}
 	settings := [][2]string{}
 	if f.Changed("ttl") {
-		settings = append(settings, [2]string{"ttl", ttl.String()})
+		settings = append(settings, [2]string{"ttl", o.ttl.String()})
 	}
 	if f.Changed("idle") {
-		settings = append(settings, [2]string{"idle", idle.String()})
+		settings = append(settings, [2]string{"idle", o.idle.String()})
 	}
 	if f.Changed("size") {
-		settings = append(settings, [2]string{"size", strconv.FormatInt(size.bytes, 10)})
+		settings = append(settings, [2]string{"size", strconv.FormatInt(o.size.bytes, 10)})
 	}
 	if f.Changed("inodes") {
-		settings = append(settings, [2]string{"inodes", strconv.FormatInt(inodes.n, 10)})
+		settings = append(settings, [2]string{"inodes", strconv.FormatInt(o.inodes.n, 10)})
 	}
-	if *pid != 0 {
-		settings = append(settings, [2]string{"pid", ownerValue(*pid)})
+	if o.pid != 0 {
+		settings = append(settings, [2]string{"pid", ownerValue(o.pid)})
 	}
 	for _, kv := range settings {
 		if err := setControl(dir, kv[0], kv[1]); err != nil {
@@ -160,9 +174,12 @@ func makeSessionDir(mount, prefix string, mode uint32) (string, error) {
 // daemon accepts only from a caller in its own PID namespace.
 func ownerValue(pid int) string {
 	cur := os.Getpid()
-	for n := 0; n < 64 && cur > 1; n++ {
+	for n := 0; n < 64 && cur > 0; n++ {
 		if cur == pid {
 			return "ancestor:" + strconv.Itoa(n)
+		}
+		if cur == 1 { // the top of this namespace (a container's shell is often PID 1)
+			break
 		}
 		parent, err := parentPID(cur)
 		if err != nil {

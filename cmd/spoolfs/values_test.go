@@ -4,6 +4,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSize(t *testing.T) {
@@ -109,4 +110,16 @@ func FuzzDuration(f *testing.F) {
 			t.Errorf("duration %q = %v", s, d)
 		}
 	})
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "now", -time.Second: "now", 45 * time.Second: "45s", 10 * time.Minute: "10m", time.Hour: "1h",
+		9*time.Minute + 5*time.Second: "9m05s", 90 * time.Minute: "1h30m", 20 * time.Minute: "20m", 61 * time.Minute: "1h01m",
+		50 * time.Hour: "2d2h",
+	} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
 }
