@@ -10,7 +10,7 @@ GOBIN      := $(shell $(GO) env GOPATH)/bin
 TESTFLAGS  ?= -race -count=1 -timeout 12m
 FUZZTIME   ?= 10s
 
-.PHONY: all build mount install deps lint test unit fuzz bench clean
+.PHONY: all build mount install man deps lint test unit fuzz bench clean
 
 all: build
 
@@ -25,6 +25,12 @@ mount: build
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/spoolfs
+	install -D -m 0644 cmd/spoolfs/spoolfs.8 $(DESTDIR)$(PREFIX)/share/man/man8/spoolfs.8
+	./$(BIN) completion bash | install -D -m 0644 /dev/stdin $(DESTDIR)$(PREFIX)/share/bash-completion/completions/spoolfs
+
+# Regenerate the manual page from the flag definitions.
+man:
+	$(GO) run ./cmd/spoolfs man > cmd/spoolfs/spoolfs.8
 
 deps:
 	./scripts/deps

@@ -171,10 +171,14 @@ func mountWith(t *testing.T, bin string, extra ...string) *binaryMount {
 	}
 	t.Cleanup(func() {
 		if spoolfs.IsMounted(m.Dir) {
-			if id, err := spoolfs.ConnectionID(m.Dir); err == nil {
-				defer spoolfs.Abort(id)
-			}
+			// Abort only a connection that is still ours after the
+			// unmount: connection numbers are reused at once, so a
+			// late abort could cut off somebody else's new mount.
+			id, idErr := spoolfs.ConnectionID(m.Dir)
 			spoolfs.Unmount(m.Dir)
+			if idErr == nil && spoolfs.IsMounted(m.Dir) {
+				spoolfs.Abort(id)
+			}
 		}
 		m.waitGone(t)
 		checkNothingLeft(t, m.Dir, m.SpillDir)
