@@ -58,8 +58,11 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzMountOptions$$' -fuzztime=$(FUZZTIME) ./cmd/spoolfs/
 	$(GO) test -run='^$$' -fuzz='^FuzzDuration$$' -fuzztime=$(FUZZTIME) ./cmd/spoolfs/
 
+# Go micro-benchmarks of the hot paths, then scripts/bench: spoolfs side by
+# side with tmpfs and the raw disk (needs root, fio, hyperfine, time).
 bench: build
-	$(GO) test -run='^$$' -bench=. -benchmem ./spill/ ./quota/
+	$(GO) test -run='^$$' -bench=. -benchmem ./spill/ ./quota/ ./fs/expiry/
+	./scripts/bench
 
 clean:
 	rm -rf bin
