@@ -37,6 +37,7 @@ type mountConfig struct {
 	lifetime      duration
 	writeback     bool
 	encrypt       bool
+	vfsFlags      uintptr // MS_* flags from the generic mount options
 	metrics       metricsAddr
 }
 
@@ -63,6 +64,12 @@ func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
 	f.Var(&c.metrics, "metrics", "serve Prometheus metrics over HTTP at /metrics (default off): PORT or :PORT listens on 127.0.0.1 only; name a host to listen elsewhere, e.g. 0.0.0.0:9780 for every interface")
 	f.BoolVar(&c.encrypt, "encrypt-spill", false, "seal spilled data with AES-256-GCM under a key held only in memory (costs CPU; see README)")
 	f.StringArrayVarP(&c.options, "options", "o", nil, "mount(8)-style options: -o size=2G,ram=256M,spill_threshold=4M (every flag has one)")
+	c.vfsFlags = defaultVFSFlags
+	for _, o := range vfsOptions {
+		f.Var(vfsFlag{&c.vfsFlags, o.set, o.clear}, o.name, "mount(8) option")
+		f.Lookup(o.name).NoOptDefVal = "true"
+		f.MarkHidden(o.name)
+	}
 	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground instead of returning once mounted")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, spills and refusals to stderr (implies -f)")
 	return f
@@ -103,10 +110,34 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 // line written for tmpfs works.
 var ignoredOptions = map[string]bool{
 	"rw": true, "defaults": true, "auto": true, "noauto": true, "user": true, "nouser": true,
-	"users": true, "owner": true, "nofail": true, "_netdev": true, "nosuid": true, "suid": true,
-	"nodev": true, "dev": true, "noexec": true, "exec": true, "noatime": true, "atime": true,
-	"relatime": true, "norelatime": true, "strictatime": true, "nodiratime": true,
-	"lazytime": true, "async": true, "default_permissions": true,
+	"users": true, "owner": true, "nofail": true, "_netdev": true, "atime": true,
+	"norelatime": true, "lazytime": true, "async": true, "default_permissions": true,
+}
+
+// vfsOption is a generic mount option that spoolfs honours as a mount
+// flag (the table is per platform: vfsOptions).
+type vfsOption struct {
+	name       string
+	set, clear uintptr
+}
+
+// vfsFlag is one generic mount option as a (hidden) boolean flag, so that
+// -o handles it like every other option.
+type vfsFlag struct {
+	flags      *uintptr
+	set, clear uintptr
+}
+
+func (v vfsFlag) String() string   { return "false" }
+func (v vfsFlag) Type() string     { return "bool" }
+func (v vfsFlag) IsBoolFlag() bool { return true }
+
+func (v vfsFlag) Set(s string) error {
+	if s != "true" {
+		return fmt.Errorf("%q: takes no value", s)
+	}
+	*v.flags = *v.flags&^v.clear | v.set
+	return nil
 }
 
 // applyOptions sets flags from -o key=value items: each flag's -o name is
@@ -175,6 +206,7 @@ type mountPlan struct {
 	lifetime   time.Duration
 	writeback  bool
 	encrypt    bool
+	vfsFlags   uintptr
 	metrics    string // address to serve metrics on; "": off
 }
 
@@ -182,7 +214,7 @@ const defaultThreshold = 16 << 20
 
 func (c *mountConfig) resolve(mountpoint string) (*mountPlan, error) {
 	p := &mountPlan{mode: uint32(c.mode), uid: c.uid, gid: c.gid, allowOther: c.allowOther, debug: c.debug,
-		lifetime: time.Duration(c.lifetime), writeback: c.writeback, encrypt: c.encrypt}
+		lifetime: time.Duration(c.lifetime), writeback: c.writeback, encrypt: c.encrypt, vfsFlags: c.vfsFlags}
 	var err error
 	if p.metrics, err = parseMetricsAddr(string(c.metrics)); err != nil {
 		return nil, err

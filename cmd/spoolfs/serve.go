@@ -213,6 +213,7 @@ func mount(p *mountPlan, logger *slog.Logger, met *metrics) (*fuse.Server, *spoo
 	opts := fsys.Options()
 	opts.AllowOther = p.allowOther
 	opts.DirectMount = true
+	opts.DirectMountFlags = p.vfsFlags
 	opts.Debug = p.debug
 	if p.debug {
 		trace := log.New(redactingWriter{os.Stderr}, "", log.Lmicroseconds)

@@ -1,0 +1,199 @@
+package test
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	spoolfs "github.com/spoolfs/spoolfs/fs"
+)
+
+// installForMountHelper puts the binary where mount(8) finds it: mount
+// runs helpers with a fixed PATH, so fuse3's mount.fuse3 looks for
+// "spoolfs" in /usr/local/bin and the like, never in the test's PATH. The
+// file is removed again unless one was there before.
+func installForMountHelper(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("mount.fuse3"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("mount.fuse3 (package fuse3) is missing")
+		}
+		t.Skip("mount.fuse3 (package fuse3) is missing")
+	}
+	const dst = "/usr/local/bin/spoolfs"
+	if _, err := os.Stat(dst); err == nil {
+		t.Logf("using the installed %s", dst)
+		return
+	}
+	data, err := os.ReadFile(spoolfsBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dst) })
+}
+
+// TestMountHelper: 'mount -t fuse.spoolfs' and an fstab line, through
+// mount.fuse3, with spoolfs options and the generic ones mount(8) users
+// write; noexec is honoured; umount deletes everything.
+func TestMountHelper(t *testing.T) {
+	requireFUSE(t)
+	installForMountHelper(t)
+	const opts = "size=64M,ram=32M,spill_threshold=4M,session_ttl=2h,allow_other,noexec,nosuid,nodev,noatime,_netdev,x-systemd.automount"
+	for _, how := range []string{"mount -t", "fstab"} {
+		t.Run(how, func(t *testing.T) {
+			dir, spillDir := t.TempDir(), t.TempDir()
+			all := opts + ",spill_dir=" + spillDir
+			var cmd *exec.Cmd
+			if how == "fstab" {
+				fstab := filepath.Join(t.TempDir(), "fstab")
+				line := "spoolfs " + dir + " fuse.spoolfs " + all + ",nofail 0 0\n"
+				if err := os.WriteFile(fstab, []byte(line), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				cmd = exec.Command("mount", "--fstab", fstab, dir)
+			} else {
+				cmd = exec.Command("mount", "-t", "fuse.spoolfs", "spoolfs", dir, "-o", all)
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+			}
+			t.Cleanup(func() {
+				if spoolfs.IsMounted(dir) {
+					spoolfs.Unmount(dir)
+				}
+			})
+			var st unix.Statfs_t
+			if err := unix.Statfs(dir, &st); err != nil {
+				t.Fatal(err)
+			}
+			if got := int64(st.Blocks) * st.Bsize; got != 64<<20 {
+				t.Errorf("size %d, want 64 MiB", got)
+			}
+			if st.Flags&unix.ST_NOEXEC == 0 || st.Flags&unix.ST_NOSUID == 0 || st.Flags&unix.ST_NODEV == 0 {
+				t.Errorf("mount flags %#x lack noexec, nosuid or nodev", st.Flags)
+			}
+			script := filepath.Join(dir, "run.sh")
+			writeFile(t, script, []byte("#!/bin/sh\necho ran\n"))
+			os.Chmod(script, 0o755)
+			if err := exec.Command(script).Run(); !errors.Is(err, syscall.EACCES) {
+				t.Errorf("executing from a noexec mount: %v, want EACCES", err)
+			}
+			if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+				t.Fatalf("umount: %v\n%s", err, out)
+			}
+			waitFor(t, 30*time.Second, "the daemon to delete everything", func() bool {
+				entries, _ := os.ReadDir(spillDir)
+				return len(entries) == 0
+			})
+			checkNothingLeft(t, dir, spillDir)
+		})
+	}
+}
+
+// TestSystemdNotify runs the example unit's command as systemd would for
+// Type=notify, listening on its own notify socket: READY=1 (with STATUS
+// and MAINPID) once the mount answers, STOPPING=1 on SIGTERM, exit 0.
+func TestSystemdNotify(t *testing.T) {
+	requireFUSE(t)
+	unit, err := os.ReadFile("../scripts/systemd/spoolfs-scratch.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var execStart []string
+	for _, line := range strings.Split(string(unit), "\n") {
+		if rest, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			execStart = strings.Fields(rest)
+		}
+	}
+	if len(execStart) < 3 || !strings.HasSuffix(execStart[0], "/spoolfs") || execStart[1] != "mount" {
+		t.Fatalf("unexpected ExecStart in the example unit: %q", execStart)
+	}
+	dir, spillDir := t.TempDir(), t.TempDir()
+	args := append(execStart[1:len(execStart)-1], "--spill-dir", spillDir, dir) // our mount point, not /run/scratch
+
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	messages := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				close(messages)
+				return
+			}
+			messages <- string(buf[:n])
+		}
+	}()
+	cmd := exec.Command(spoolfsBinary(t), args...)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if spoolfs.IsMounted(dir) {
+			spoolfs.Unmount(dir)
+		}
+	})
+	ready := expectNotify(t, messages, "READY=1")
+	if !spoolfs.IsMounted(dir) {
+		t.Error("READY=1 came before the mount answered")
+	}
+	for _, want := range []string{"STATUS=spoolfs mounted at " + dir, "MAINPID="} {
+		if !strings.Contains(ready, want) {
+			t.Errorf("READY message %q lacks %q", ready, want)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	expectNotify(t, messages, "STOPPING=1")
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon did not exit")
+	}
+	checkNothingLeft(t, dir, spillDir)
+}
+
+// expectNotify waits for a notify message containing want.
+func expectNotify(t *testing.T, messages <-chan string, want string) string {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case m, ok := <-messages:
+			if !ok {
+				t.Fatalf("notify socket closed before %s", want)
+			}
+			sc := bufio.NewScanner(strings.NewReader(m))
+			for sc.Scan() {
+				if sc.Text() == want {
+					return m
+				}
+			}
+		case <-deadline:
+			t.Fatalf("no %s on the notify socket", want)
+		}
+	}
+}
