@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -206,12 +205,7 @@ func sessionLs(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	if *asJSON {
-		if sessions == nil {
-			sessions = []*sessionInfo{}
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(sessions)
+		printJSON(stdout, nonNil(sessions))
 		return exitOK
 	}
 	printSessions(stdout, sessions, time.Now())

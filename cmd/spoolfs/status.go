@@ -8,23 +8,12 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
+
+	spoolfs "github.com/spoolfs/spoolfs/fs"
 )
 
-// mountStatus mirrors the daemon's user.spoolfs.status.
-type mountStatus struct {
-	Capacity       int64 `json:"capacity"`
-	Used           int64 `json:"used"`
-	Inodes         int64 `json:"inodes"`
-	InodesUsed     int64 `json:"inodes_used"`
-	RAMBudget      int64 `json:"ram_budget"`
-	RAMUsed        int64 `json:"ram_used"`
-	DiskUsed       int64 `json:"disk_used"`
-	SpillThreshold int64 `json:"spill_threshold"`
-	Spills         int64 `json:"spills"`
-	Files          int64 `json:"files"`
-	SpilledFiles   int64 `json:"spilled_files"`
-	Sessions       int   `json:"sessions"`
-}
+// The mount's figures are fs.Status, read through user.spoolfs.status: the
+// daemon and the CLI share the type, so they cannot disagree on a field.
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	f := pflag.NewFlagSet("status", pflag.ContinueOnError)
@@ -37,9 +26,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	path := f.Arg(0)
-	var st *mountStatus
+	var st *spoolfs.Status
 	if raw, err := getControl(path, "status"); err == nil {
-		st = new(mountStatus)
+		st = new(spoolfs.Status)
 		if err := json.Unmarshal([]byte(raw), st); err != nil {
 			fmt.Fprintf(stderr, "spoolfs status: bad figures from %s: %v\n", path, err)
 			return exitFailure
@@ -51,15 +40,10 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	if *asJSON {
-		if sessions == nil {
-			sessions = []*sessionInfo{}
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(struct {
-			Mount    *mountStatus   `json:"mount,omitempty"`
-			Sessions []*sessionInfo `json:"sessions"`
-		}{st, sessions})
+		printJSON(stdout, struct {
+			Mount    *spoolfs.Status `json:"mount,omitempty"`
+			Sessions []*sessionInfo  `json:"sessions"`
+		}{st, nonNil(sessions)})
 		return exitOK
 	}
 	if st != nil {
@@ -70,7 +54,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func printMountStatus(w io.Writer, st *mountStatus) {
+func printMountStatus(w io.Writer, st *spoolfs.Status) {
 	ib := func(n int64) string { return humanize.IBytes(uint64(n)) }
 	capacity := "unlimited"
 	if st.Capacity > 0 {
@@ -85,4 +69,19 @@ func printMountStatus(w io.Writer, st *mountStatus) {
 	fmt.Fprintf(w, "spilled     %s on disk in %s files (%s spills so far)\n", ib(st.DiskUsed), humanize.Comma(st.SpilledFiles), humanize.Comma(st.Spills))
 	fmt.Fprintf(w, "inodes      %s used of %s\n", humanize.Comma(st.InodesUsed), inodes)
 	fmt.Fprintf(w, "sessions    %d\n", st.Sessions)
+}
+
+// printJSON writes v indented, for scripts.
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// nonNil makes an empty list print as [] rather than null.
+func nonNil(sessions []*sessionInfo) []*sessionInfo {
+	if sessions == nil {
+		return []*sessionInfo{}
+	}
+	return sessions
 }
