@@ -239,4 +239,17 @@ func TestCLIMemoryTracksRAM(t *testing.T) {
 	if string(h.Sum(nil)) != string(h2.Sum(nil)) {
 		t.Error("small files changed after being spilled")
 	}
+
+	// RSS tracks what is held, not what was once held: after the files
+	// are deleted, the daemon gives the memory back.
+	if err := os.RemoveAll(m.Dir + "/"); err != nil {
+		entries, _ := os.ReadDir(m.Dir)
+		if len(entries) > 0 {
+			t.Fatal(err)
+		}
+	}
+	const idleMiB = 40
+	waitFor(t, 15*time.Second, "RSS back near the idle baseline", func() bool {
+		return statusKiB(t, m.PID, "VmRSS")>>10 <= idleMiB
+	})
 }

@@ -160,6 +160,7 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 	ctx, stopExpiry := context.WithCancel(context.Background())
 	defer stopExpiry()
 	go fsys.RunExpiry(ctx)
+	go trimMemory(ctx, fsys.Pool())
 	if p.lifetime > 0 {
 		lifetime := time.AfterFunc(p.lifetime, func() { shutdown("lifetime") })
 		defer lifetime.Stop()
