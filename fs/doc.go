@@ -1,0 +1,56 @@
+// Package fs maps FUSE operations onto spoolfs's storage: it owns the tree
+// of nodes (directories, files, symlinks, FIFOs, sockets and devices), the
+// sessions (top-level directories with their own quota and lifetime), the
+// user.spoolfs.* extended-attribute control surface, statfs, and the one
+// place where Go errors become errno (errno.go).
+//
+// It builds on go-fuse's fs package: one Go type per node kind embedding
+// fs.Inode and attrs, persistent inodes (so that dropping the kernel's
+// caches never loses a file), and go-fuse's in-memory tree of names. File
+// bytes live in package spill, accounting in package quota; fs imports
+// nothing else of the project and logs only through the logger it is given.
+//
+// # Invariants
+//
+//   - Every node is charged one inode to the account of the tree it lives
+//     in (the root level or one session), and a file's pages to the same
+//     account through spill. Renames and links never cross accounts
+//     (EXDEV), so a charge never has to move.
+//   - A file is freed (bytes and inode) when it has neither a name nor an
+//     open handle, as on any POSIX filesystem.
+//   - A session, once ended, is absent: every lookup goes through
+//     dirNode.child, which hides ended sessions and everything inside one,
+//     even where go-fuse's tree still shows them (go-fuse adds an entry
+//     after the handler that made it returns).
+//   - The kernel may cache names and attributes for an hour and file data
+//     across opens: every change goes through the kernel, except what a
+//     session's end removes, which is announced with NOTIFY_DELETE, and the
+//     page cache of closed RAM-tier files, which the cacheKeeper drops with
+//     NOTIFY_INVAL_INODE.
+//
+// # Lock order
+//
+// session.gate (shared by operations that change a session's tree,
+// exclusive while it ends) is taken before session.mu and before any
+// node's attrs.mu. attrs.mu is never held while another node's is taken,
+// except a directory's during the creation of its child (initAttrs reads
+// the parent's setgid bit), parent first. sessionTable.mu and
+// cacheKeeper.mu are leaves: nothing else is taken while they are held.
+//
+// # Deadlocks
+//
+// A notification to the kernel (NotifyDelete, NotifyContent, NotifyEntry)
+// may wait for locks the kernel holds while a request of ours is in
+// flight, so notifications are never sent from a request handler or with
+// a lock held: session ends send them after releasing the gate, from the
+// expiry goroutine; cache drops go through the cacheKeeper's goroutine.
+// A process must not mmap a file of a mount that the same process serves
+// (a page fault then waits on a server the Go runtime has stopped); the
+// tests keep mappings in child processes.
+//
+// # Parallelism
+//
+// go-fuse serves requests on several goroutines. Operations on different
+// files run in parallel; one file's reads run in parallel with each other
+// and are serialised with its writes inside spill.
+package fs
