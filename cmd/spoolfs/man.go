@@ -15,8 +15,8 @@ import (
 // dynamicDefaults are flags whose default depends on who runs spoolfs; the
 // page says so instead of printing the generating user's value.
 var dynamicDefaults = map[string]string{
-	"uid":         "the caller's user",
-	"gid":         "the caller's group",
+	"uid":         "",
+	"gid":         "",
 	"allow-other": "on when run as root",
 }
 
@@ -97,7 +97,9 @@ func manFlags(w io.Writer, flags *pflag.FlagSet, withOption bool) {
 		}
 		fmt.Fprintf(w, ".TP\n%s\n%s", head, roffEscape(f.Usage))
 		if d, ok := dynamicDefaults[f.Name]; ok {
-			fmt.Fprintf(w, " (default: %s)", d)
+			if d != "" { // else the usage says it
+				fmt.Fprintf(w, " (default: %s)", d)
+			}
 		} else if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0s" && f.DefValue != "[]" && f.DefValue != "0" {
 			fmt.Fprintf(w, " (default: %s)", roffEscape(f.DefValue))
 		}

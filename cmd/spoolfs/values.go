@@ -107,7 +107,13 @@ func (m *octalMode) Set(v string) error {
 // duration is a Go duration ("90s", "2h"); 0 means none.
 type duration time.Duration
 
-func (d *duration) String() string { return time.Duration(*d).String() }
+// String shows zero as "0", which help output reads as "no default".
+func (d *duration) String() string {
+	if *d == 0 {
+		return "0"
+	}
+	return time.Duration(*d).String()
+}
 func (d *duration) Type() string   { return "duration" }
 
 func (d *duration) Set(v string) error {
