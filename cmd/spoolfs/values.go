@@ -114,7 +114,7 @@ func (d *duration) String() string {
 	}
 	return time.Duration(*d).String()
 }
-func (d *duration) Type() string   { return "duration" }
+func (d *duration) Type() string { return "duration" }
 
 func (d *duration) Set(v string) error {
 	x, err := time.ParseDuration(strings.TrimSpace(v))
