@@ -479,6 +479,9 @@ func TestSessionIdle(t *testing.T) {
 			m := mountSessions(t, sessOpts{policy: SessionPolicy{Idle: idle}})
 			s := m.mkSession("idle")
 			sessWriteN(t, filepath.Join(s, "f"), 100)
+			// RELEASE comes after close(2) returns and counts as use:
+			// let it land before the clock moves.
+			m.waitOpens(m.mustSession("idle"), 0)
 			t0 := m.clock.Now()
 			do := act.prep(m, s)
 			sess := m.mustSession("idle")

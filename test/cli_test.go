@@ -253,3 +253,21 @@ func TestCLIMemoryTracksRAM(t *testing.T) {
 		return statusKiB(t, m.PID, "VmRSS")>>10 <= idleMiB
 	})
 }
+
+// TestCLISignalRightAfterMount: a SIGTERM that comes the moment 'spoolfs
+// mount' has returned (or systemd heard READY=1) still goes through the
+// shutdown path: no dead mount, nothing left. The daemon once caught
+// signals only after announcing itself ready.
+func TestCLISignalRightAfterMount(t *testing.T) {
+	for i := range 5 {
+		m := mountBinary(t, "--spill-threshold", "0")
+		if err := syscall.Kill(m.PID, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		m.waitGone(t)
+		if spoolfs.IsMounted(m.Dir) {
+			t.Fatalf("round %d: the mount outlived its daemon", i)
+		}
+		checkNothingLeft(t, m.Dir, m.SpillDir)
+	}
+}

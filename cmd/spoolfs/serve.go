@@ -123,6 +123,13 @@ func newLogger(w io.Writer, debugOn bool) *slog.Logger {
 // through one shutdown: unmount (detaching and cutting off busy users),
 // free every byte in RAM and on disk, exit 0.
 func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
+	// Signals are caught from the start: one that comes while we mount, or
+	// just after the parent (or systemd) heard we are ready, waits in the
+	// channel for the shutdown path instead of killing us mid-way and
+	// leaving a dead mount behind.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(signals)
 	ready := newReadyReporter()
 	notify := newNotifier()
 	logger := newLogger(stderr, p.debug)
@@ -165,17 +172,19 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 		lifetime := time.AfterFunc(p.lifetime, func() { shutdown("lifetime") })
 		defer lifetime.Stop()
 	}
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
-		for sig := range signals {
-			shutdown(sig.String())
+		for {
+			select {
+			case sig := <-signals:
+				shutdown(sig.String())
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 
 	server.Wait()
 	once.Do(func() { notify.send("STOPPING=1", "STATUS=unmounted "+p.dir) })
-	signal.Stop(signals)
 	stopExpiry()
 	met.close()
 	if err := fsys.Close(); err != nil {
