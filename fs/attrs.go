@@ -127,12 +127,21 @@ func (a *attrs) clearSetIDLocked() {
 	}
 }
 
-// killPrivOnWrite clears setuid/setgid after a write by an unprivileged
-// caller. With CAP_HANDLE_KILLPRIV_V2 the kernel leaves this to us, and in
+// touchTimes sets mtime and ctime to now.
+func (a *attrs) touchTimes() {
+	a.mu.Lock()
+	a.touchLocked()
+	a.mu.Unlock()
+}
+
+// wrote records a write, under one lock on the data path: mtime and ctime
+// move, and setuid/setgid are cleared if the writer is unprivileged. With
+// CAP_HANDLE_KILLPRIV_V2 the kernel leaves that clearing to us, and in
 // exchange stops asking for security.capability before every write.
-func (a *attrs) killPrivOnWrite(ctx context.Context) {
+func (a *attrs) wrote(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.touchLocked()
 	if a.mode&(syscall.S_ISUID|syscall.S_ISGID) == 0 {
 		return
 	}

@@ -161,10 +161,7 @@ func (n *fileNode) Write(ctx context.Context, f gofs.FileHandle, data []byte, of
 	n.active()
 	written, err := n.data.WriteAt(data, off)
 	if written > 0 {
-		n.mu.Lock()
-		n.touchLocked()
-		n.mu.Unlock()
-		n.killPrivOnWrite(ctx)
+		n.wrote(ctx)
 	}
 	if err != nil && written == 0 {
 		return 0, n.fsys.toErrno("write", err)
@@ -192,9 +189,7 @@ func (n *fileNode) Allocate(ctx context.Context, f gofs.FileHandle, off, size ui
 		return n.fsys.toErrno("fallocate", err)
 	}
 	if mode != fallocKeepSize {
-		n.mu.Lock()
-		n.touchLocked()
-		n.mu.Unlock()
+		n.touchTimes()
 	}
 	return 0
 }

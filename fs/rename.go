@@ -124,9 +124,3 @@ func (n *dirNode) adjustNlink(delta int32) {
 	n.nlink = uint32(int32(n.nlink) + delta)
 	n.mu.Unlock()
 }
-
-func (n *dirNode) touchTimes() {
-	n.mu.Lock()
-	n.touchLocked()
-	n.mu.Unlock()
-}
