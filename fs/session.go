@@ -185,9 +185,12 @@ func (t *sessionTable) end(s *session, why string) {
 		s.gate.Unlock()
 		return
 	}
+	// The name first: once ended is set, a lookup racing us may take the
+	// entry out of the root itself (see child), and then the kernel would
+	// never hear that the name is gone.
+	name, root := s.dir.Parent()
 	s.ended.Store(true)
 	before := s.acct.Usage()
-	name, root := s.dir.Parent()
 	if root != nil {
 		root.RmChild(name)
 	}
@@ -321,13 +324,13 @@ func (t *sessionTable) newSession(ctx context.Context, root *rootDir, mode uint3
 // dropLink is rmdir of an empty session (or rename over it): it ends.
 func (n *sessionDir) dropLink() {
 	s := n.s
+	name, _ := n.Parent() // before ended is set: see end
 	s.gate.Lock()
 	already := s.ended.Swap(true)
 	s.gate.Unlock()
 	if already {
 		return
 	}
-	name, _ := n.Parent()
 	n.dropLinkQuiet()
 	n.fsys.sessions.forget(s)
 	s.maybeClose()

@@ -203,6 +203,11 @@ func (m *sessMount) session(name string) *session {
 	if !ok {
 		m.t.Fatalf("%s is a %T, not a session", name, ch.Operations())
 	}
+	if sd.s.ended.Load() {
+		// A lookup that raced the end can put an ended session back
+		// into go-fuse's tree; the mount treats it as gone (see child).
+		return nil
+	}
 	return sd.s
 }
 
