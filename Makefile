@@ -14,6 +14,10 @@ TESTFLAGS  ?= -race -count=1 -timeout 12m
 FUZZTIME   ?= 200000x
 # FuzzFile runs dozens of operations on two pools (plain, sealed) per input.
 FUZZTIME_FILE ?= 3000x
+# Minimizing each new interesting input may take a minute by default, with
+# no inputs counted meanwhile (CI once sat 45 s at one count); a bounded
+# number of tries keeps the run short and still shrinks what it can.
+FUZZMIN    ?= -fuzzminimizetime=200x
 
 .PHONY: all build mount install man deps lint test unit fuzz bench clean
 
@@ -56,12 +60,12 @@ unit:
 	$(GO) test $(TESTFLAGS) ./...
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzAccount$$' -fuzztime=$(FUZZTIME) ./quota/
-	$(GO) test -run='^$$' -fuzz='^FuzzFile$$' -fuzztime=$(FUZZTIME_FILE) ./spill/
-	$(GO) test -run='^$$' -fuzz='^FuzzPolicyValue$$' -fuzztime=$(FUZZTIME) ./fs/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseSize$$' -fuzztime=$(FUZZTIME) ./cmd/spoolfs/
-	$(GO) test -run='^$$' -fuzz='^FuzzMountOptions$$' -fuzztime=$(FUZZTIME) ./cmd/spoolfs/
-	$(GO) test -run='^$$' -fuzz='^FuzzDuration$$' -fuzztime=$(FUZZTIME) ./cmd/spoolfs/
+	$(GO) test -run='^$$' -fuzz='^FuzzAccount$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./quota/
+	$(GO) test -run='^$$' -fuzz='^FuzzFile$$' -fuzztime=$(FUZZTIME_FILE) $(FUZZMIN) ./spill/
+	$(GO) test -run='^$$' -fuzz='^FuzzPolicyValue$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./fs/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSize$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./cmd/spoolfs/
+	$(GO) test -run='^$$' -fuzz='^FuzzMountOptions$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./cmd/spoolfs/
+	$(GO) test -run='^$$' -fuzz='^FuzzDuration$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./cmd/spoolfs/
 
 # Go micro-benchmarks of the hot paths, then scripts/bench: spoolfs side by
 # side with tmpfs and the raw disk (needs root, fio, hyperfine, time).

@@ -138,7 +138,7 @@ func (n *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 	file.opened()
 	ch := n.NewPersistentInode(ctx, file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: file.ino})
 	file.fillEntry(out)
-	return ch, &handle{}, openFlags, 0
+	return ch, &handle{}, n.fsys.openFlagsFor(flags), 0
 }
 
 func (n *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {

@@ -285,3 +285,80 @@ func TestMmapSpillWhileMapped(t *testing.T) {
 	}
 	waitUsage(t, m, baseline)
 }
+
+// cachedBytes is how much of p the kernel holds in its page cache.
+func cachedBytes(t testing.TB, p string) int64 {
+	t.Helper()
+	fd, err := unix.Open(p, unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var st unix.Cachestat_t
+	if err := unix.Cachestat(uint(fd), &unix.CachestatRange{}, &st, 0); err != nil {
+		t.Fatalf("cachestat %s: %v", p, err)
+	}
+	return int64(st.Cache) * int64(os.Getpagesize())
+}
+
+// TestWriteOnlyOpen: a write-only open writes past the page cache (spoolfs
+// answers it with FOPEN_DIRECT_IO), yet a cached reader and a shared
+// mapping of the same file, even one with a dirty page under the write,
+// see every byte.
+func TestWriteOnlyOpen(t *testing.T) {
+	tiers(t, func(t *testing.T, o mountOpts) {
+		m := newMount(t, o)
+		const size = 256 << 10
+		p := m.path("f")
+		data := randBytes(3, size)
+		wo, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer wo.Close()
+		if _, err := wo.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if c := cachedBytes(t, p); c != 0 {
+			t.Errorf("after writing %d bytes through a write-only open, %d bytes are in the page cache; want 0", size, c)
+		}
+
+		rw := openRW(t, p)
+		got := make([]byte, size)
+		if _, err := rw.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read back (%v): differs at %d", err, firstDiff(got, data))
+		}
+		if c := cachedBytes(t, p); c == 0 {
+			t.Fatalf("a read through a read-write open left nothing in the page cache")
+		}
+		mm := mapShared(t, p, size)
+		mm.write(1000, []byte("dirty in the mapping"))
+		copy(data[1000:], "dirty in the mapping")
+		for off, s := range map[int64]string{1100: "same page, written directly", 100000: "a cached page, written directly", size - 10: "and past the end"} {
+			if _, err := wo.WriteAt([]byte(s), off); err != nil {
+				t.Fatal(err)
+			}
+			if end := off + int64(len(s)); end > int64(len(data)) {
+				data = append(data, make([]byte, end-int64(len(data)))...)
+			}
+			copy(data[off:], s)
+		}
+		if fi, err := rw.Stat(); err != nil || fi.Size() != int64(len(data)) {
+			t.Fatalf("size after extending through the write-only open: %v, %v; want %d", fi.Size(), err, len(data))
+		}
+		got = make([]byte, len(data))
+		if _, err := rw.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("cached reader (%v): differs at %d", err, firstDiff(got, data))
+		}
+		if !mm.equal(data) {
+			t.Errorf("the mapping does not see the direct writes, or lost its own")
+		}
+		mm.sync()
+		if got := directRead(t, p, 0, int64(len(data))); !bytes.Equal(got, data) {
+			t.Errorf("spoolfs holds different bytes at %d", firstDiff(got, data))
+		}
+		mm.unmap()
+		rw.Close()
+		checkContent(t, p, data)
+	})
+}
