@@ -26,6 +26,11 @@ type fileNode struct {
 	opens    int  // open handles, counted from Create/Open to Release
 	linkable bool // an O_TMPFILE file that linkat may still give a name
 	freed    bool
+	// cached: some open of the file went through the page cache, so the
+	// kernel may hold a copy of its bytes. A file only ever written
+	// through write-only (direct) opens has none for the cacheKeeper to
+	// bound.
+	cached bool
 
 	// Guarded by the cacheKeeper's mu:
 	cacheElem   *list.Element
@@ -95,11 +100,11 @@ func (n *dirNode) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.Ent
 	}
 	file := n.fsys.newFile(ctx, n, mode, acct)
 	file.nlink = 0
-	file.opened()
+	fopen := file.open(flags)
 	file.linkable = flags&syscall.O_EXCL == 0
 	ch := n.NewPersistentInode(ctx, file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: file.ino})
 	file.fillEntry(out)
-	return ch, &handle{}, n.fsys.openFlagsFor(flags), 0
+	return ch, &handle{}, fopen, 0
 }
 
 func (n *fileNode) fillEntry(out *fuse.EntryOut) {
@@ -146,14 +151,18 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if freed {
 		return nil, 0, syscall.ENOENT
 	}
-	n.opened()
-	return &handle{}, n.fsys.openFlagsFor(flags), 0
+	return &handle{}, n.open(flags), 0
 }
 
-// opened counts a new handle, in the file and in its session.
-func (n *fileNode) opened() {
+// open counts a new handle, in the file and in its session, and returns
+// the FOPEN_* flags to answer an open(2) with flags with.
+func (n *fileNode) open(flags uint32) uint32 {
+	fopen := n.fsys.openFlagsFor(flags)
 	n.mu.Lock()
 	n.opens++
+	if fopen&fuse.FOPEN_DIRECT_IO == 0 {
+		n.cached = true
+	}
 	first := n.opens == 1
 	n.mu.Unlock()
 	if first {
@@ -163,6 +172,7 @@ func (n *fileNode) opened() {
 		s.opens.Add(1)
 		s.touch()
 	}
+	return fopen
 }
 
 func (n *fileNode) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -255,11 +265,12 @@ func (n *fileNode) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno
 	n.opens--
 	closed := n.opens == 0
 	last := closed && n.nlink == 0
+	cached := n.cached
 	n.mu.Unlock()
 	switch {
 	case last:
 		n.free()
-	case closed && !n.data.OnDisk():
+	case closed && cached && !n.data.OnDisk():
 		n.fsys.cache.closed(n, n.data.Size())
 	}
 	return 0

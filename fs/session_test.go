@@ -77,6 +77,7 @@ type sessOpts struct {
 	threshold int64 // spill threshold; 0 means 64 MiB (files stay in RAM)
 	spillAll  bool  // spill every byte (threshold 0)
 	deadline  time.Duration
+	cache     int64 // page cache budget of closed files (Config.CacheBudget)
 }
 
 // sessMount is an in-process mount with a fake clock.
@@ -122,7 +123,7 @@ func mountSessions(t *testing.T, o sessOpts) *sessMount {
 	clock := newSessClock()
 	logs := &sessLogBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	f, err := New(Config{Pool: pool, Quota: root, RootMode: 0o1777, Sessions: o.policy, Logger: logger, Now: clock.Now})
+	f, err := New(Config{Pool: pool, Quota: root, RootMode: 0o1777, Sessions: o.policy, Logger: logger, Now: clock.Now, CacheBudget: o.cache})
 	if err != nil {
 		t.Fatal(err)
 	}
