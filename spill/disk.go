@@ -147,7 +147,10 @@ func (d *diskFile) copyFrom(r *ramPages, size int64) error {
 		return d.sealedCopyFrom(r)
 	}
 	const batch = 256 // pages per write: 1 MiB
-	buf := make([]byte, 0, batch*PageSize)
+	// No bigger than the file: a new file that spills at its first write
+	// (threshold 0) has no pages, and zeroing a 1 MiB buffer for it was
+	// most of what spilling it cost.
+	buf := make([]byte, 0, min(batch, len(r.pages))*PageSize)
 	start := int64(-1)
 	flush := func() error {
 		if len(buf) == 0 {
