@@ -145,10 +145,12 @@ func Ops() []Op {
 	return ops
 }
 
-// OpFunc is told of each request once it is answered: its kind, how long
-// the filesystem took over it, and its status (fuse.OK or an errno). It is
-// called from many goroutines at once and is on every request's path.
-type OpFunc func(op Op, took time.Duration, status fuse.Status)
+// OpFunc is told of each request once it is answered: its kind, the thread
+// that made it (its id in the mount's PID namespace; 0 for the kernel's own
+// requests, such as FORGET), how long the filesystem took over it, and its
+// status (fuse.OK or an errno). It is called from many goroutines at once
+// and is on every request's path.
+type OpFunc func(op Op, caller uint32, took time.Duration, status fuse.Status)
 
 // ObserveOps wraps a go-fuse RawFileSystem, such as the one gofs.NewNodeFS
 // returns, so that done is called after each request; requests and
@@ -170,187 +172,187 @@ type opObserver struct {
 func (o *opObserver) Lookup(cancel <-chan struct{}, header *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Lookup(cancel, header, name, out)
-	o.done(opLookup, time.Since(start), st)
+	o.done(opLookup, header.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Forget(nodeid, nlookup uint64) {
 	start := time.Now()
 	o.RawFileSystem.Forget(nodeid, nlookup)
-	o.done(opForget, time.Since(start), fuse.OK)
+	o.done(opForget, 0, time.Since(start), fuse.OK)
 }
 
 func (o *opObserver) GetAttr(cancel <-chan struct{}, input *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.GetAttr(cancel, input, out)
-	o.done(opGetAttr, time.Since(start), st)
+	o.done(opGetAttr, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) SetAttr(cancel <-chan struct{}, input *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.SetAttr(cancel, input, out)
-	o.done(opSetAttr, time.Since(start), st)
+	o.done(opSetAttr, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Mknod(cancel <-chan struct{}, input *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Mknod(cancel, input, name, out)
-	o.done(opMknod, time.Since(start), st)
+	o.done(opMknod, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Mkdir(cancel <-chan struct{}, input *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Mkdir(cancel, input, name, out)
-	o.done(opMkdir, time.Since(start), st)
+	o.done(opMkdir, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Unlink(cancel <-chan struct{}, header *fuse.InHeader, name string) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Unlink(cancel, header, name)
-	o.done(opUnlink, time.Since(start), st)
+	o.done(opUnlink, header.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Rmdir(cancel <-chan struct{}, header *fuse.InHeader, name string) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Rmdir(cancel, header, name)
-	o.done(opRmdir, time.Since(start), st)
+	o.done(opRmdir, header.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Rename(cancel <-chan struct{}, input *fuse.RenameIn, oldName string, newName string) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Rename(cancel, input, oldName, newName)
-	o.done(opRename, time.Since(start), st)
+	o.done(opRename, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Link(cancel <-chan struct{}, input *fuse.LinkIn, filename string, out *fuse.EntryOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Link(cancel, input, filename, out)
-	o.done(opLink, time.Since(start), st)
+	o.done(opLink, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Symlink(cancel <-chan struct{}, header *fuse.InHeader, pointedTo string, linkName string, out *fuse.EntryOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Symlink(cancel, header, pointedTo, linkName, out)
-	o.done(opSymlink, time.Since(start), st)
+	o.done(opSymlink, header.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Readlink(cancel <-chan struct{}, header *fuse.InHeader) ([]byte, fuse.Status) {
 	start := time.Now()
 	target, st := o.RawFileSystem.Readlink(cancel, header)
-	o.done(opReadlink, time.Since(start), st)
+	o.done(opReadlink, header.Pid, time.Since(start), st)
 	return target, st
 }
 
 func (o *opObserver) Access(cancel <-chan struct{}, input *fuse.AccessIn) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Access(cancel, input)
-	o.done(opAccess, time.Since(start), st)
+	o.done(opAccess, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) GetXAttr(cancel <-chan struct{}, header *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
 	start := time.Now()
 	n, st := o.RawFileSystem.GetXAttr(cancel, header, attr, dest)
-	o.done(opGetXAttr, time.Since(start), st)
+	o.done(opGetXAttr, header.Pid, time.Since(start), st)
 	return n, st
 }
 
 func (o *opObserver) ListXAttr(cancel <-chan struct{}, header *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
 	start := time.Now()
 	n, st := o.RawFileSystem.ListXAttr(cancel, header, dest)
-	o.done(opListXAttr, time.Since(start), st)
+	o.done(opListXAttr, header.Pid, time.Since(start), st)
 	return n, st
 }
 
 func (o *opObserver) SetXAttr(cancel <-chan struct{}, input *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.SetXAttr(cancel, input, attr, data)
-	o.done(opSetXAttr, time.Since(start), st)
+	o.done(opSetXAttr, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) RemoveXAttr(cancel <-chan struct{}, header *fuse.InHeader, attr string) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.RemoveXAttr(cancel, header, attr)
-	o.done(opRemoveXAttr, time.Since(start), st)
+	o.done(opRemoveXAttr, header.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Create(cancel <-chan struct{}, input *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Create(cancel, input, name, out)
-	o.done(opCreate, time.Since(start), st)
+	o.done(opCreate, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Tmpfile(cancel <-chan struct{}, input *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Tmpfile(cancel, input, out)
-	o.done(opTmpfile, time.Since(start), st)
+	o.done(opTmpfile, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Open(cancel <-chan struct{}, input *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Open(cancel, input, out)
-	o.done(opOpen, time.Since(start), st)
+	o.done(opOpen, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Read(cancel <-chan struct{}, input *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
 	start := time.Now()
 	res, st := o.RawFileSystem.Read(cancel, input, buf)
-	o.done(opRead, time.Since(start), st)
+	o.done(opRead, input.Pid, time.Since(start), st)
 	return res, st
 }
 
 func (o *opObserver) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Lseek(cancel, in, out)
-	o.done(opLseek, time.Since(start), st)
+	o.done(opLseek, in.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) GetLk(cancel <-chan struct{}, input *fuse.LkIn, out *fuse.LkOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.GetLk(cancel, input, out)
-	o.done(opGetLk, time.Since(start), st)
+	o.done(opGetLk, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) SetLk(cancel <-chan struct{}, input *fuse.LkIn) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.SetLk(cancel, input)
-	o.done(opSetLk, time.Since(start), st)
+	o.done(opSetLk, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) SetLkw(cancel <-chan struct{}, input *fuse.LkIn) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.SetLkw(cancel, input)
-	o.done(opSetLkw, time.Since(start), st)
+	o.done(opSetLkw, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Release(cancel <-chan struct{}, input *fuse.ReleaseIn) {
 	start := time.Now()
 	o.RawFileSystem.Release(cancel, input)
-	o.done(opRelease, time.Since(start), fuse.OK)
+	o.done(opRelease, input.Pid, time.Since(start), fuse.OK)
 }
 
 func (o *opObserver) Write(cancel <-chan struct{}, input *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
 	start := time.Now()
 	n, st := o.RawFileSystem.Write(cancel, input, data)
-	o.done(opWrite, time.Since(start), st)
+	o.done(opWrite, input.Pid, time.Since(start), st)
 	return n, st
 }
 
@@ -360,7 +362,7 @@ func (o *opObserver) Writev(cancel <-chan struct{}, input *fuse.WriteIn, data []
 	start := time.Now()
 	n, st := o.RawFileSystem.Writev(cancel, input, data)
 	if st != fuse.ENOSYS {
-		o.done(opWrite, time.Since(start), st)
+		o.done(opWrite, input.Pid, time.Since(start), st)
 	}
 	return n, st
 }
@@ -368,82 +370,82 @@ func (o *opObserver) Writev(cancel <-chan struct{}, input *fuse.WriteIn, data []
 func (o *opObserver) CopyFileRange(cancel <-chan struct{}, input *fuse.CopyFileRangeIn) (uint32, fuse.Status) {
 	start := time.Now()
 	n, st := o.RawFileSystem.CopyFileRange(cancel, input)
-	o.done(opCopyFileRange, time.Since(start), st)
+	o.done(opCopyFileRange, input.Pid, time.Since(start), st)
 	return n, st
 }
 
 func (o *opObserver) Ioctl(cancel <-chan struct{}, input *fuse.IoctlIn, inbuf []byte, output *fuse.IoctlOut, outbuf []byte) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Ioctl(cancel, input, inbuf, output, outbuf)
-	o.done(opIoctl, time.Since(start), st)
+	o.done(opIoctl, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Flush(cancel <-chan struct{}, input *fuse.FlushIn) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Flush(cancel, input)
-	o.done(opFlush, time.Since(start), st)
+	o.done(opFlush, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Fsync(cancel <-chan struct{}, input *fuse.FsyncIn) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Fsync(cancel, input)
-	o.done(opFsync, time.Since(start), st)
+	o.done(opFsync, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Fallocate(cancel <-chan struct{}, input *fuse.FallocateIn) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Fallocate(cancel, input)
-	o.done(opFallocate, time.Since(start), st)
+	o.done(opFallocate, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) OpenDir(cancel <-chan struct{}, input *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.OpenDir(cancel, input, out)
-	o.done(opOpenDir, time.Since(start), st)
+	o.done(opOpenDir, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) ReadDir(cancel <-chan struct{}, input *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.ReadDir(cancel, input, out)
-	o.done(opReadDir, time.Since(start), st)
+	o.done(opReadDir, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) ReadDirPlus(cancel <-chan struct{}, input *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.ReadDirPlus(cancel, input, out)
-	o.done(opReadDirPlus, time.Since(start), st)
+	o.done(opReadDirPlus, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) ReleaseDir(input *fuse.ReleaseIn) {
 	start := time.Now()
 	o.RawFileSystem.ReleaseDir(input)
-	o.done(opReleaseDir, time.Since(start), fuse.OK)
+	o.done(opReleaseDir, input.Pid, time.Since(start), fuse.OK)
 }
 
 func (o *opObserver) FsyncDir(cancel <-chan struct{}, input *fuse.FsyncIn) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.FsyncDir(cancel, input)
-	o.done(opFsyncDir, time.Since(start), st)
+	o.done(opFsyncDir, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) StatFs(cancel <-chan struct{}, input *fuse.InHeader, out *fuse.StatfsOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.StatFs(cancel, input, out)
-	o.done(opStatFs, time.Since(start), st)
+	o.done(opStatFs, input.Pid, time.Since(start), st)
 	return st
 }
 
 func (o *opObserver) Statx(cancel <-chan struct{}, input *fuse.StatxIn, out *fuse.StatxOut) fuse.Status {
 	start := time.Now()
 	st := o.RawFileSystem.Statx(cancel, input, out)
-	o.done(opStatx, time.Since(start), st)
+	o.done(opStatx, input.Pid, time.Since(start), st)
 	return st
 }

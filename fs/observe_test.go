@@ -25,21 +25,32 @@ func TestObserveOpsCoversEveryRequest(t *testing.T) {
 	names := map[string]string{"Writev": "WRITE", "CopyFileRange": "COPY_FILE_RANGE"}
 	var got []string
 	var gotStatus []fuse.Status
-	wrapped := ObserveOps(okWritev{fuse.NewDefaultRawFileSystem()}, func(op Op, took time.Duration, st fuse.Status) {
+	var gotCaller []uint32
+	wrapped := ObserveOps(okWritev{fuse.NewDefaultRawFileSystem()}, func(op Op, caller uint32, took time.Duration, st fuse.Status) {
 		if took < 0 {
 			t.Errorf("%v took %v", op, took)
 		}
-		got, gotStatus = append(got, op.String()), append(gotStatus, st)
+		got, gotStatus, gotCaller = append(got, op.String()), append(gotStatus, st), append(gotCaller, caller)
 	})
+	const pid = 4242
 	iface := reflect.TypeOf((*fuse.RawFileSystem)(nil)).Elem()
 	seen := map[string]bool{}
 	for i := range iface.NumMethod() {
 		m := iface.Method(i)
 		args := make([]reflect.Value, m.Type.NumIn())
 		for j := range args {
-			args[j] = reflect.Zero(m.Type.In(j))
+			// Requests come with their header, which names the caller.
+			in := m.Type.In(j)
+			if in.Kind() != reflect.Pointer || in.Elem().Kind() != reflect.Struct {
+				args[j] = reflect.Zero(in)
+				continue
+			}
+			args[j] = reflect.New(in.Elem())
+			if f := args[j].Elem().FieldByName("Pid"); f.IsValid() && f.CanSet() {
+				f.SetUint(pid)
+			}
 		}
-		got, gotStatus = nil, nil
+		got, gotStatus, gotCaller = nil, nil, nil
 		out := reflect.ValueOf(wrapped).MethodByName(m.Name).Call(args)
 		if notRequests[m.Name] {
 			if len(got) != 0 {
@@ -65,6 +76,13 @@ func TestObserveOpsCoversEveryRequest(t *testing.T) {
 		if gotStatus[0] != status {
 			t.Errorf("%s: reported status %v, returned %v", m.Name, gotStatus[0], status)
 		}
+		wantCaller := uint32(pid)
+		if want == "FORGET" { // the kernel's own, with no header
+			wantCaller = 0
+		}
+		if gotCaller[0] != wantCaller {
+			t.Errorf("%s: reported caller %d, want %d", m.Name, gotCaller[0], wantCaller)
+		}
 	}
 	for _, op := range Ops() {
 		if !seen[op.String()] {
@@ -77,7 +95,7 @@ func TestObserveOpsCoversEveryRequest(t *testing.T) {
 // Write, so the WRITE is reported once, by Write.
 func TestObserveOpsWritevFallback(t *testing.T) {
 	n := 0
-	wrapped := ObserveOps(fuse.NewDefaultRawFileSystem(), func(Op, time.Duration, fuse.Status) { n++ })
+	wrapped := ObserveOps(fuse.NewDefaultRawFileSystem(), func(Op, uint32, time.Duration, fuse.Status) { n++ })
 	if _, st := wrapped.Writev(nil, &fuse.WriteIn{}, nil); st != fuse.ENOSYS {
 		t.Fatalf("Writev: %v, want ENOSYS", st)
 	}

@@ -303,7 +303,12 @@ func TestDebugLogHasNoContents(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- daemon.Wait() }()
-	t.Cleanup(func() { daemon.Process.Kill() })
+	t.Cleanup(func() {
+		if spoolfs.IsMounted(dir) { // the test failed half-way: leave no mount behind
+			spoolfs.Unmount(dir)
+		}
+		daemon.Process.Kill()
+	})
 	waitFor(t, 30*time.Second, "the mount", func() bool { return spoolfs.IsMounted(dir) })
 	const secret = "hunter2-correct-horse-battery-staple"
 	writeFile(t, filepath.Join(dir, "f"), []byte(secret))
@@ -313,9 +318,16 @@ func TestDebugLogHasNoContents(t *testing.T) {
 	}
 	buf := make([]byte, 100)
 	unix.Getxattr(filepath.Join(dir, "f"), "user.note", buf)
-	if err := unix.Unmount(dir, 0); err != nil {
-		t.Fatal(err)
-	}
+	// The mount shows in mountinfo before the daemon is ready: go-fuse
+	// opens a file of it once mounted (its poll hack), and until that is
+	// done an unmount fails with EBUSY.
+	waitFor(t, 30*time.Second, "the mount to be idle", func() bool {
+		err := unix.Unmount(dir, 0)
+		if err != nil && err != unix.EBUSY {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
 	select {
 	case <-exited:
 	case <-time.After(30 * time.Second):

@@ -142,14 +142,6 @@ func (m *metrics) observer() spoolfs.Observer {
 	return m
 }
 
-// wrap times every request of raw.
-func (m *metrics) wrap(raw fuse.RawFileSystem) fuse.RawFileSystem {
-	if m == nil {
-		return raw
-	}
-	return spoolfs.ObserveOps(raw, m.opDone)
-}
-
 // start serves /metrics for fsys, once it is mounted.
 func (m *metrics) start(fsys *spoolfs.FS) {
 	if m == nil {
@@ -182,7 +174,7 @@ func (m *metrics) SessionEnded(reason string) { m.ended.WithLabelValues(reason).
 
 func (m *metrics) Refused(errno syscall.Errno) { m.refused.WithLabelValues(errnoLabel(errno)).Inc() }
 
-func (m *metrics) opDone(op spoolfs.Op, took time.Duration, status fuse.Status) {
+func (m *metrics) opDone(op spoolfs.Op, _ uint32, took time.Duration, status fuse.Status) {
 	m.ops[op].Observe(took.Seconds())
 	if status != fuse.OK {
 		m.opErrors.WithLabelValues(op.String(), errnoLabel(syscall.Errno(status))).Inc()

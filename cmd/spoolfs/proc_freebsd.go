@@ -38,3 +38,6 @@ var vfsOptions = []vfsOption{
 }
 
 const defaultVFSFlags = unix.MNT_NOSUID
+
+// processOfThread: FUSE here names the calling process, not its thread.
+func processOfThread(tid uint32) uint32 { return tid }

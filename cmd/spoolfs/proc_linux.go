@@ -50,3 +50,22 @@ var vfsOptions = []vfsOption{
 }
 
 const defaultVFSFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_RELATIME
+
+// processOfThread is the process (thread group) that thread tid belongs
+// to, read from /proc in our PID namespace; 0 if it is gone.
+func processOfThread(tid uint32) uint32 {
+	status, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/status")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := strings.Cut(string(status), "\nTgid:")
+	if !ok {
+		return 0
+	}
+	line, _, _ := strings.Cut(rest, "\n")
+	tgid, err := strconv.ParseUint(strings.TrimSpace(line), 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(tgid)
+}

@@ -138,9 +138,10 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 
 	var server *fuse.Server
 	var fsys *spoolfs.FS
+	tuner := newProcTuner()
 	met, err := listenMetrics(p.metrics, logger) // bound before mounting: a port in use fails the mount
 	if err == nil {
-		server, fsys, err = mount(p, logger, met)
+		server, fsys, err = mount(p, logger, met, tuner)
 	}
 	ready.report(err)
 	if err != nil {
@@ -168,6 +169,9 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 	defer stopExpiry()
 	go fsys.RunExpiry(ctx)
 	go trimMemory(ctx, fsys.Pool())
+	if tuner != nil {
+		go tuner.run(ctx)
+	}
 	if p.lifetime > 0 {
 		lifetime := time.AfterFunc(p.lifetime, func() { shutdown("lifetime") })
 		defer lifetime.Stop()
@@ -195,7 +199,7 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 	return exitOK
 }
 
-func mount(p *mountPlan, logger *slog.Logger, met *metrics) (*fuse.Server, *spoolfs.FS, error) {
+func mount(p *mountPlan, logger *slog.Logger, met *metrics, tuner *procTuner) (*fuse.Server, *spoolfs.FS, error) {
 	pool, err := spill.NewPool(spill.Config{
 		Dir: p.spillDir, Threshold: p.threshold, RAMBudget: p.ram,
 		Encrypt: p.encrypt, MaxDiskFiles: maxSpillFiles(),
@@ -233,8 +237,9 @@ func mount(p *mountPlan, logger *slog.Logger, met *metrics) (*fuse.Server, *spoo
 		fsys.Close()
 		return nil, nil, err
 	}
-	// What gofs.Mount does, with every request timed when metrics are on.
-	server, err := fuse.NewServer(met.wrap(gofs.NewNodeFS(fsys.Root(), opts)), p.dir, &opts.MountOptions)
+	// What gofs.Mount does, with every request seen by the tuner and
+	// timed when metrics are on.
+	server, err := fuse.NewServer(observed(gofs.NewNodeFS(fsys.Root(), opts), tuner, met), p.dir, &opts.MountOptions)
 	if err == nil {
 		go server.Serve()
 		err = server.WaitMount()
@@ -247,6 +252,25 @@ func mount(p *mountPlan, logger *slog.Logger, met *metrics) (*fuse.Server, *spoo
 		logger.Debug("readahead stays at the kernel's default", "err", err)
 	}
 	return server, fsys, nil
+}
+
+// observed wraps raw so that the tuner and the metrics, those that are
+// there, see every request.
+func observed(raw fuse.RawFileSystem, tuner *procTuner, met *metrics) fuse.RawFileSystem {
+	switch {
+	case tuner == nil && met == nil:
+		return raw
+	case met == nil:
+		return spoolfs.ObserveOps(raw, func(_ spoolfs.Op, caller uint32, _ time.Duration, _ fuse.Status) {
+			tuner.observe(caller)
+		})
+	case tuner == nil:
+		return spoolfs.ObserveOps(raw, met.opDone)
+	}
+	return spoolfs.ObserveOps(raw, func(op spoolfs.Op, caller uint32, took time.Duration, st fuse.Status) {
+		tuner.observe(caller)
+		met.opDone(op, caller, took, st)
+	})
 }
 
 func unwrapMountError(err error) error {

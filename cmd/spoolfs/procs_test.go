@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func TestProcTunerDecide(t *testing.T) {
+	tu := &procTuner{most: 4, procs: 4}
+	step := func(reqs, switches int64) int {
+		tu.procs = tu.decide(reqs, switches)
+		return tu.procs
+	}
+	// One caller at a time: one CPU, but only after a second of it.
+	for i := range tuneSerialWindows - 1 {
+		if got := step(1000, 10); got != 4 {
+			t.Fatalf("after %d serial windows: %d CPUs, want still 4", i+1, got)
+		}
+	}
+	if got := step(1000, 10); got != 1 {
+		t.Fatalf("after %d serial windows: %d CPUs, want 1", tuneSerialWindows, got)
+	}
+	// Too few requests to say anything: no change, either way.
+	if got := step(tuneMinRequests-1, tuneMinRequests-1); got != 1 {
+		t.Fatalf("a quiet window changed GOMAXPROCS to %d", got)
+	}
+	// Callers in parallel: every CPU at once.
+	if got := step(1000, 600); got != 4 {
+		t.Fatalf("parallel callers: %d CPUs, want 4", got)
+	}
+	// A serial window in between restarts the count.
+	for range tuneSerialWindows - 1 {
+		step(1000, 0)
+	}
+	step(1000, 900)
+	for range tuneSerialWindows - 1 {
+		if got := step(1000, 0); got != 4 {
+			t.Fatalf("went down to %d before %d serial windows in a row", got, tuneSerialWindows)
+		}
+	}
+}
+
+func TestProcTunerObserve(t *testing.T) {
+	// Threads 7 and 17 are one process, 8 another.
+	process := map[uint32]uint32{7: 7, 17: 7, 8: 8}
+	lookups := 0
+	tu := &procTuner{most: 2, procs: 2, wake: make(chan struct{}, 1),
+		processOf: func(tid uint32) uint32 { lookups++; return process[tid] }}
+	for range 10 {
+		tu.observe(7)
+		tu.observe(17)
+	}
+	tu.observe(0) // the kernel's own: ignored
+	tu.observe(8)
+	tu.observe(7)
+	if r, s := tu.requests.Load(), tu.switches.Load(); r != 22 || s != 3 {
+		t.Errorf("requests %d, switches %d; want 22 and 3 (the first, 7->8, 8->7)", r, s)
+	}
+	if lookups != 3 {
+		t.Errorf("%d lookups of a thread's process; want 3, one per thread", lookups)
+	}
+	tu.parked.Store(true)
+	tu.observe(7)
+	select {
+	case <-tu.wake:
+	default:
+		t.Error("a request did not wake the parked loop")
+	}
+	if tu.parked.Load() {
+		t.Error("still parked after the wake")
+	}
+}
+
+// TestProcTunerRun drives the loop: serial requests bring GOMAXPROCS to 1,
+// parallel ones back up, and it is restored at the end of the test.
+func TestProcTunerRun(t *testing.T) {
+	was := runtime.GOMAXPROCS(0)
+	if was < 2 {
+		t.Skip("one CPU: nothing to tune")
+	}
+	t.Cleanup(func() { runtime.GOMAXPROCS(was) })
+	tu := &procTuner{most: was, procs: was, wake: make(chan struct{}, 1),
+		processOf: func(tid uint32) uint32 { return tid }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tu.run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	feed := func(callers []uint32, until func() bool) bool {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			for range 100 {
+				for _, c := range callers {
+					tu.observe(c)
+				}
+			}
+			if until() {
+				return true
+			}
+			time.Sleep(time.Millisecond) // pacing the feed, not waiting for a result
+		}
+		return false
+	}
+	if !feed([]uint32{1}, func() bool { return runtime.GOMAXPROCS(0) == 1 }) {
+		t.Fatalf("one caller for 10 s: GOMAXPROCS is %d, want 1", runtime.GOMAXPROCS(0))
+	}
+	if !feed([]uint32{1, 2}, func() bool { return runtime.GOMAXPROCS(0) == was }) {
+		t.Fatalf("two callers for 10 s: GOMAXPROCS is %d, want %d", runtime.GOMAXPROCS(0), was)
+	}
+}
