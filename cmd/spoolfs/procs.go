@@ -24,7 +24,7 @@ import (
 // good share of requests come from a different process than the request
 // before them, callers are running in parallel and the daemon gets every
 // CPU the runtime gave it at start; after 0.6 s of one caller at a time,
-// it goes back to one. It starts at one: parallel callers are seen within
+// or 0.2 s of none, it goes back to one. It starts at one: parallel callers are seen within
 // a window, and a short burst from one caller (a cp, a tar x) is over in
 // about a second. (Processes, not threads: a Go program, say,
 // makes its calls one after another from whichever of its threads.)
@@ -131,8 +131,9 @@ func (t *procTuner) decide(reqs, switches int64) int {
 	return t.procs
 }
 
-// run tunes until ctx is done. With no requests it sleeps until one comes,
-// so an idle daemon does not wake up five times a second.
+// run tunes until ctx is done. After a window with no requests it goes
+// back to one CPU and sleeps until a request comes, so that an idle daemon
+// does not wake up five times a second.
 func (t *procTuner) run(ctx context.Context) {
 	tick := time.NewTicker(tuneWindow)
 	defer tick.Stop()
@@ -144,6 +145,14 @@ func (t *procTuner) run(ctx context.Context) {
 		}
 		reqs, switches := t.requests.Swap(0), t.switches.Swap(0)
 		if reqs == 0 {
+			// Idle: whoever comes next is most likely alone, and a
+			// burst from one process (a dd, a cp) is over before three
+			// windows have passed; parallel callers are seen in one.
+			if t.procs != 1 {
+				runtime.GOMAXPROCS(1)
+				t.procs = 1
+			}
+			t.serial = 0
 			tick.Stop()
 			t.parked.Store(true)
 			select {

@@ -109,4 +109,21 @@ func TestProcTunerRun(t *testing.T) {
 	if !feed([]uint32{1, 2}, func() bool { return runtime.GOMAXPROCS(0) == was }) {
 		t.Fatalf("two callers for 10 s: GOMAXPROCS is %d, want %d", runtime.GOMAXPROCS(0), was)
 	}
+	// No requests: back to one CPU, asleep; a request wakes it.
+	pollFor(t, "an idle tuner to go back to one CPU", func() bool { return runtime.GOMAXPROCS(0) == 1 && tu.parked.Load() })
+	if !feed([]uint32{1, 2}, func() bool { return runtime.GOMAXPROCS(0) == was }) {
+		t.Fatalf("two callers after an idle time: GOMAXPROCS is %d, want %d", runtime.GOMAXPROCS(0), was)
+	}
+}
+
+// pollFor polls cond for up to 10 s.
+func pollFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
