@@ -51,6 +51,8 @@ func TestCLIForegroundExitsZero(t *testing.T) {
 			dir, spillDir := t.TempDir(), t.TempDir()
 			cmd := exec.Command(spoolfsBinary(t), "mount", "-f", "--spill-threshold", "0", "--spill-dir", spillDir, dir)
 			cmd.Stderr = os.Stderr
+			notify := listenNotify(t)
+			cmd.Env = notify.env()
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +64,7 @@ func TestCLIForegroundExitsZero(t *testing.T) {
 				}
 				cmd.Process.Kill()
 			})
-			waitFor(t, 30*time.Second, "the mount", func() bool { return spoolfs.IsMounted(dir) })
+			notify.expect(t, "READY=1")
 			writeFile(t, filepath.Join(dir, "f"), make([]byte, 1<<20))
 			if name == "SIGINT" || name == "SIGTERM" {
 				// A busy mount must not keep a signalled daemon alive.

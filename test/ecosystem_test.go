@@ -123,26 +123,9 @@ func TestSystemdNotify(t *testing.T) {
 	dir, spillDir := t.TempDir(), t.TempDir()
 	args := append(execStart[1:len(execStart)-1], "--spill-dir", spillDir, dir) // our mount point, not /run/scratch
 
-	sock := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	messages := make(chan string, 16)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, _, err := conn.ReadFromUnix(buf)
-			if err != nil {
-				close(messages)
-				return
-			}
-			messages <- string(buf[:n])
-		}
-	}()
+	notify := listenNotify(t)
 	cmd := exec.Command(spoolfsBinary(t), args...)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	cmd.Env = notify.env()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +137,7 @@ func TestSystemdNotify(t *testing.T) {
 			spoolfs.Unmount(dir)
 		}
 	})
-	ready := expectNotify(t, messages, "READY=1")
+	ready := notify.expect(t, "READY=1")
 	if !spoolfs.IsMounted(dir) {
 		t.Error("READY=1 came before the mount answered")
 	}
@@ -164,7 +147,7 @@ func TestSystemdNotify(t *testing.T) {
 		}
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	expectNotify(t, messages, "STOPPING=1")
+	notify.expect(t, "STOPPING=1")
 	select {
 	case err := <-exited:
 		if err != nil {
@@ -176,13 +159,50 @@ func TestSystemdNotify(t *testing.T) {
 	checkNothingLeft(t, dir, spillDir)
 }
 
-// expectNotify waits for a notify message containing want.
-func expectNotify(t *testing.T, messages <-chan string, want string) string {
+// notifyListener is a NOTIFY_SOCKET of the test's own. A daemon started
+// with its env sends READY=1 once the mount is ready for use, which is
+// later than the mount showing in mountinfo: go-fuse still opens a file of
+// the mount then (its poll hack), and an unmount meanwhile fails with EBUSY.
+type notifyListener struct {
+	sock     string
+	messages chan string
+}
+
+func listenNotify(t *testing.T) *notifyListener {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	n := &notifyListener{sock: sock, messages: make(chan string, 16)}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			got, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				close(n.messages)
+				return
+			}
+			n.messages <- string(buf[:got])
+		}
+	}()
+	return n
+}
+
+// env is the environment for a daemon that should report to n.
+func (n *notifyListener) env() []string {
+	return append(os.Environ(), "NOTIFY_SOCKET="+n.sock)
+}
+
+// expect waits for a message with the line want, and returns the message.
+func (n *notifyListener) expect(t *testing.T, want string) string {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
 		select {
-		case m, ok := <-messages:
+		case m, ok := <-n.messages:
 			if !ok {
 				t.Fatalf("notify socket closed before %s", want)
 			}

@@ -34,6 +34,8 @@ func TestShutdownWithWritesInFlight(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			dir, spillDir := t.TempDir(), t.TempDir()
 			daemon := exec.Command(spoolfsBinary(t), "mount", "-f", "--spill-threshold", "1MiB", "--ram", "16MiB", "--spill-dir", spillDir, dir)
+			notify := listenNotify(t)
+			daemon.Env = notify.env()
 			if err := daemon.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -45,7 +47,7 @@ func TestShutdownWithWritesInFlight(t *testing.T) {
 					spoolfs.Unmount(dir)
 				}
 			})
-			waitFor(t, 30*time.Second, "the mount", func() bool { return spoolfs.IsMounted(dir) })
+			notify.expect(t, "READY=1")
 
 			var writers []*exec.Cmd
 			for i := range 4 {
@@ -298,6 +300,8 @@ func TestDebugLogHasNoContents(t *testing.T) {
 	var stderr bytes.Buffer
 	daemon := exec.Command(spoolfsBinary(t), "mount", "--debug", "--spill-dir", spillDir, dir)
 	daemon.Stderr = &stderr
+	notify := listenNotify(t)
+	daemon.Env = notify.env()
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +313,7 @@ func TestDebugLogHasNoContents(t *testing.T) {
 		}
 		daemon.Process.Kill()
 	})
-	waitFor(t, 30*time.Second, "the mount", func() bool { return spoolfs.IsMounted(dir) })
+	notify.expect(t, "READY=1")
 	const secret = "hunter2-correct-horse-battery-staple"
 	writeFile(t, filepath.Join(dir, "f"), []byte(secret))
 	readBack(t, filepath.Join(dir, "f"))
@@ -318,16 +322,9 @@ func TestDebugLogHasNoContents(t *testing.T) {
 	}
 	buf := make([]byte, 100)
 	unix.Getxattr(filepath.Join(dir, "f"), "user.note", buf)
-	// The mount shows in mountinfo before the daemon is ready: go-fuse
-	// opens a file of it once mounted (its poll hack), and until that is
-	// done an unmount fails with EBUSY.
-	waitFor(t, 30*time.Second, "the mount to be idle", func() bool {
-		err := unix.Unmount(dir, 0)
-		if err != nil && err != unix.EBUSY {
-			t.Fatal(err)
-		}
-		return err == nil
-	})
+	if err := unix.Unmount(dir, 0); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-exited:
 	case <-time.After(30 * time.Second):
