@@ -29,7 +29,10 @@ import (
 // about a second. (Processes, not threads: a Go program, say,
 // makes its calls one after another from whichever of its threads.)
 //
-// GOMAXPROCS set in the environment turns the tuner off.
+// GOMAXPROCS set in the environment turns the tuner off. Callers the kernel
+// cannot name in the daemon's PID namespace (a daemon in a container,
+// serving processes outside it) come with PID 0 and are not counted, so
+// such a daemon stays on one CPU; set GOMAXPROCS there.
 type procTuner struct {
 	most int // the runtime's own choice at start: CPUs, or the cgroup's share
 
