@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -341,4 +343,49 @@ func parseMetricLine(line string) (metricSample, error) {
 	}
 	s.value = v
 	return s, nil
+}
+
+// TestGOMAXPROCSFollowsCallers: the daemon runs its Go code on one CPU
+// while one process calls it, on more while two processes write at once,
+// and on one again when they stop (read through the Go collector's
+// go_sched_gomaxprocs_threads).
+func TestGOMAXPROCSFollowsCallers(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU: the daemon has nothing to tune")
+	}
+	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+		t.Skip("GOMAXPROCS is set, and the daemon inherits it: its tuner is off")
+	}
+	addr := freeLoopbackAddr(t)
+	m := mountBinary(t, "--metrics", addr, "--ram", "512MiB", "--spill-threshold", "256MiB")
+	sc := &metricsScraper{url: "http://" + addr + "/metrics"}
+	const procs = "go_sched_gomaxprocs_threads"
+
+	// One process.
+	writeFile(t, filepath.Join(m.Dir, "one"), make([]byte, 1<<20))
+	if got := sc.get(t, procs); got != 1 {
+		t.Errorf("with one caller GOMAXPROCS is %v, want 1", got)
+	}
+
+	// Two processes writing 4 KiB blocks at once, until the daemon has
+	// seen them (each would write 1 GiB: they are stopped long before).
+	var writers []*exec.Cmd
+	for i := range 2 {
+		w := exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(m.Dir, fmt.Sprint("w", i)), "bs=4k", "count=262144", "status=none")
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		writers = append(writers, w)
+	}
+	stop := func() {
+		for _, w := range writers {
+			w.Process.Kill()
+			w.Wait()
+		}
+		writers = nil
+	}
+	t.Cleanup(stop)
+	sc.waitFor(t, "GOMAXPROCS above 1 with two writers", func(s metricSamples) bool { return s.value(procs) > 1 })
+	stop()
+	sc.waitFor(t, "GOMAXPROCS back to 1 once they stopped", func(s metricSamples) bool { return s.value(procs) == 1 })
 }

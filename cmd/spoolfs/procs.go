@@ -20,14 +20,14 @@ import (
 // tree 1.7x faster; random 4 KiB writes 1.3-1.45x). With several callers
 // at once the opposite holds: with one CPU, requests wait for each other
 // and for the disk syscalls of spilled files (four random writers: -25%;
-// two direct readers: -40%). So the tuner watches the callers: when a
-// good share of requests come from a different process than the request
-// before them, callers are running in parallel and the daemon gets every
-// CPU the runtime gave it at start; after 0.6 s of one caller at a time,
-// or 0.2 s of none, it goes back to one. It starts at one: parallel callers are seen within
-// a window, and a short burst from one caller (a cp, a tar x) is over in
-// about a second. (Processes, not threads: a Go program, say,
-// makes its calls one after another from whichever of its threads.)
+// two direct readers: -40%). So the tuner counts, in windows of 0.2 s, how
+// many of the requests each process made: when a second process made at
+// least an eighth of them, callers are running in parallel and the daemon
+// gets every CPU the runtime gave it at start; after 0.6 s of one caller,
+// or 0.2 s of none, it goes back to one. (Processes, not threads: a Go
+// program, say, makes its calls one after another from whichever of its
+// threads. And shares, not how often the caller changes: on two CPUs two
+// busy callers mostly take turns, so their requests come in long runs.)
 //
 // GOMAXPROCS set in the environment turns the tuner off. Callers the kernel
 // cannot name in the daemon's PID namespace (a daemon in a container,
@@ -36,16 +36,18 @@ import (
 type procTuner struct {
 	most int // the runtime's own choice at start: CPUs, or the cgroup's share
 
-	requests    atomic.Int64
-	switches    atomic.Int64  // requests from another process than the one before
-	lastThread  atomic.Uint32 // thread of the latest request
-	lastProcess atomic.Uint32 // and its process
-	parked      atomic.Bool   // the loop waits for a request, not for its ticker
-	wake        chan struct{}
-	processOf   func(tid uint32) uint32
+	requests   atomic.Int64
+	runLen     atomic.Int64  // requests of the current thread since it took over
+	lastThread atomic.Uint32 // thread of the latest request
+	parked     atomic.Bool   // the loop waits for a request, not for its ticker
+	wake       chan struct{}
+	processOf  func(tid uint32) uint32
 
-	mu        sync.Mutex
-	processes map[uint32]uint32 // thread -> process, guarded by mu
+	mu sync.Mutex
+	// Guarded by mu:
+	processes map[uint32]uint32 // thread -> process
+	current   uint32            // process of the current run
+	shares    map[uint32]int64  // requests per process in this window, runs ended so far
 
 	// Owned by the loop:
 	procs  int // what GOMAXPROCS is now
@@ -75,18 +77,17 @@ func newProcTuner() *procTuner {
 	return &procTuner{most: most, procs: 1, wake: make(chan struct{}, 1), processOf: processOfThread}
 }
 
-// observe is on every request's path: a few atomics, and a lock and a map
-// lookup only when the thread differs from the last request's.
+// observe is on every request's path: two atomics while the same thread
+// calls, and a lock and a map lookup when another thread takes over.
 func (t *procTuner) observe(caller uint32) {
 	if caller == 0 { // the kernel's own requests (FORGET) say nothing
 		return
 	}
 	t.requests.Add(1)
 	if t.lastThread.Swap(caller) != caller {
-		if p := t.process(caller); t.lastProcess.Swap(p) != p {
-			t.switches.Add(1)
-		}
+		t.takeOver(caller)
 	}
+	t.runLen.Add(1)
 	if t.parked.Load() && t.parked.CompareAndSwap(true, false) {
 		select {
 		case t.wake <- struct{}{}:
@@ -95,14 +96,51 @@ func (t *procTuner) observe(caller uint32) {
 	}
 }
 
+// takeOver ends the current run: its requests go to its process's share.
+func (t *procTuner) takeOver(tid uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.processLocked(tid)
+	if p != t.current {
+		t.creditLocked()
+		t.current = p
+	}
+}
+
+func (t *procTuner) creditLocked() {
+	if n := t.runLen.Swap(0); n > 0 && t.current != 0 {
+		if t.shares == nil {
+			t.shares = make(map[uint32]int64)
+		}
+		t.shares[t.current] += n
+	}
+}
+
+// window returns the requests since the last call and how many of them
+// the second busiest process made, and starts a new window.
+func (t *procTuner) window() (reqs, second int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.creditLocked()
+	var first int64
+	for _, n := range t.shares {
+		switch {
+		case n > first:
+			first, second = n, first
+		case n > second:
+			second = n
+		}
+	}
+	clear(t.shares)
+	return t.requests.Swap(0), second
+}
+
 // maxThreads bounds the thread -> process cache; it starts afresh when
 // full, which also forgets threads that have exited.
 const maxThreads = 1024
 
-// process is the process of thread tid, from /proc the first time.
-func (t *procTuner) process(tid uint32) uint32 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// processLocked is the process of thread tid, from /proc the first time.
+func (t *procTuner) processLocked(tid uint32) uint32 {
 	if p, ok := t.processes[tid]; ok {
 		return p
 	}
@@ -118,12 +156,12 @@ func (t *procTuner) process(tid uint32) uint32 {
 }
 
 // decide is what GOMAXPROCS should be after a window with reqs requests,
-// switches of them from another thread than the one before.
-func (t *procTuner) decide(reqs, switches int64) int {
+// second of them from the second busiest process.
+func (t *procTuner) decide(reqs, second int64) int {
 	if reqs < tuneMinRequests {
 		return t.procs
 	}
-	if switches*4 > reqs { // callers in parallel
+	if second*8 >= reqs { // callers in parallel
 		t.serial = 0
 		return t.most
 	}
@@ -146,7 +184,7 @@ func (t *procTuner) run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		reqs, switches := t.requests.Swap(0), t.switches.Swap(0)
+		reqs, second := t.window()
 		if reqs == 0 {
 			// Idle: whoever comes next is most likely alone, and a
 			// burst from one process (a dd, a cp) is over before three
@@ -166,7 +204,7 @@ func (t *procTuner) run(ctx context.Context) {
 			tick.Reset(tuneWindow)
 			continue
 		}
-		if want := t.decide(reqs, switches); want != t.procs {
+		if want := t.decide(reqs, second); want != t.procs {
 			runtime.GOMAXPROCS(want)
 			t.procs = want
 		}

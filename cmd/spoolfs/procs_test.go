@@ -13,7 +13,7 @@ func TestProcTunerDecide(t *testing.T) {
 		tu.procs = tu.decide(reqs, switches)
 		return tu.procs
 	}
-	// One caller at a time: one CPU, but only after a second of it.
+	// One caller at a time: one CPU, but only after a few windows of it.
 	for i := range tuneSerialWindows - 1 {
 		if got := step(1000, 10); got != 4 {
 			t.Fatalf("after %d serial windows: %d CPUs, want still 4", i+1, got)
@@ -26,15 +26,16 @@ func TestProcTunerDecide(t *testing.T) {
 	if got := step(tuneMinRequests-1, tuneMinRequests-1); got != 1 {
 		t.Fatalf("a quiet window changed GOMAXPROCS to %d", got)
 	}
-	// Callers in parallel: every CPU at once.
-	if got := step(1000, 600); got != 4 {
+	// Callers in parallel (a second process made an eighth or more of
+	// the requests): every CPU at once.
+	if got := step(1000, 125); got != 4 {
 		t.Fatalf("parallel callers: %d CPUs, want 4", got)
 	}
 	// A serial window in between restarts the count.
 	for range tuneSerialWindows - 1 {
 		step(1000, 0)
 	}
-	step(1000, 900)
+	step(1000, 400)
 	for range tuneSerialWindows - 1 {
 		if got := step(1000, 0); got != 4 {
 			t.Fatalf("went down to %d before %d serial windows in a row", got, tuneSerialWindows)
@@ -53,13 +54,20 @@ func TestProcTunerObserve(t *testing.T) {
 		tu.observe(17)
 	}
 	tu.observe(0) // the kernel's own: ignored
-	tu.observe(8)
+	for range 3 {
+		tu.observe(8)
+	}
 	tu.observe(7)
-	if r, s := tu.requests.Load(), tu.switches.Load(); r != 22 || s != 3 {
-		t.Errorf("requests %d, switches %d; want 22 and 3 (the first, 7->8, 8->7)", r, s)
+	if reqs, second := tu.window(); reqs != 24 || second != 3 {
+		t.Errorf("window: %d requests, %d from the second busiest process; want 24 and 3", reqs, second)
 	}
 	if lookups != 3 {
 		t.Errorf("%d lookups of a thread's process; want 3, one per thread", lookups)
+	}
+	// A new window starts empty, and the run that was going on counts in it.
+	tu.observe(7)
+	if reqs, second := tu.window(); reqs != 1 || second != 0 {
+		t.Errorf("next window: %d requests, second %d; want 1 and 0", reqs, second)
 	}
 	tu.parked.Store(true)
 	tu.observe(7)
@@ -88,11 +96,13 @@ func TestProcTunerRun(t *testing.T) {
 	go func() { tu.run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
+	// Each caller in turn makes a run of 100 requests, as busy callers
+	// taking turns on the CPUs do.
 	feed := func(callers []uint32, until func() bool) bool {
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
-			for range 100 {
-				for _, c := range callers {
+			for _, c := range callers {
+				for range 100 {
 					tu.observe(c)
 				}
 			}
