@@ -70,7 +70,7 @@ fuzz:
 # Go micro-benchmarks of the hot paths, then scripts/bench: spoolfs side by
 # side with tmpfs and the raw disk (needs root, fio, hyperfine, time).
 bench: build
-	$(GO) test -run='^$$' -bench=. -benchmem ./spill/ ./quota/ ./fs/expiry/
+	$(GO) test -run='^$$' -bench=. -benchmem ./spill/ ./quota/ ./fs/expiry/ ./cmd/spoolfs/
 	./scripts/bench
 
 clean:

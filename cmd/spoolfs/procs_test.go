@@ -137,3 +137,25 @@ func pollFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// BenchmarkProcTunerObserve is the cost the tuner adds to every request:
+// one caller (the fast path), and two callers taking turns in runs of 64.
+func BenchmarkProcTunerObserve(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		run  int
+	}{{"one-caller", 0}, {"two-callers-runs-of-64", 64}} {
+		b.Run(c.name, func(b *testing.B) {
+			tu := &procTuner{most: 2, procs: 1, wake: make(chan struct{}, 1),
+				processOf: func(tid uint32) uint32 { return tid }}
+			b.ReportAllocs()
+			caller := uint32(1)
+			for i := 0; b.Loop(); i++ {
+				if c.run > 0 && i%c.run == 0 {
+					caller = 3 - caller
+				}
+				tu.observe(caller)
+			}
+		})
+	}
+}
