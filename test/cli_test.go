@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -49,22 +48,7 @@ func TestCLIForegroundExitsZero(t *testing.T) {
 	for name, stop := range routes {
 		t.Run(name, func(t *testing.T) {
 			dir, spillDir := t.TempDir(), t.TempDir()
-			cmd := exec.Command(spoolfsBinary(t), "mount", "-f", "--spill-threshold", "0", "--spill-dir", spillDir, dir)
-			cmd.Stderr = os.Stderr
-			notify := listenNotify(t)
-			cmd.Env = notify.env()
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			t.Cleanup(func() {
-				if spoolfs.IsMounted(dir) {
-					spoolfs.Unmount(dir)
-				}
-				cmd.Process.Kill()
-			})
-			notify.expect(t, "READY=1")
+			d := startDaemon(t, dir, os.Stderr, "mount", "-f", "--spill-threshold", "0", "--spill-dir", spillDir, dir)
 			writeFile(t, filepath.Join(dir, "f"), make([]byte, 1<<20))
 			if name == "SIGINT" || name == "SIGTERM" {
 				// A busy mount must not keep a signalled daemon alive.
@@ -74,9 +58,9 @@ func TestCLIForegroundExitsZero(t *testing.T) {
 				}
 				defer f.Close()
 			}
-			stop(t, dir, cmd.Process)
+			stop(t, dir, d.cmd.Process)
 			select {
-			case err := <-done:
+			case err := <-d.exited:
 				if err != nil {
 					t.Fatalf("daemon exited with %v, want 0", err)
 				}

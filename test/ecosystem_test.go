@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -123,21 +124,8 @@ func TestSystemdNotify(t *testing.T) {
 	dir, spillDir := t.TempDir(), t.TempDir()
 	args := append(execStart[1:len(execStart)-1], "--spill-dir", spillDir, dir) // our mount point, not /run/scratch
 
-	notify := listenNotify(t)
-	cmd := exec.Command(spoolfsBinary(t), args...)
-	cmd.Env = notify.env()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		if spoolfs.IsMounted(dir) {
-			spoolfs.Unmount(dir)
-		}
-	})
-	ready := notify.expect(t, "READY=1")
+	d := startDaemon(t, dir, nil, args...)
+	ready := d.ready
 	if !spoolfs.IsMounted(dir) {
 		t.Error("READY=1 came before the mount answered")
 	}
@@ -146,10 +134,10 @@ func TestSystemdNotify(t *testing.T) {
 			t.Errorf("READY message %q lacks %q", ready, want)
 		}
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	notify.expect(t, "STOPPING=1")
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.notify.expect(t, "STOPPING=1")
 	select {
-	case err := <-exited:
+	case err := <-d.exited:
 		if err != nil {
 			t.Errorf("exit after SIGTERM: %v, want 0", err)
 		}
@@ -157,6 +145,38 @@ func TestSystemdNotify(t *testing.T) {
 		t.Fatal("the daemon did not exit")
 	}
 	checkNothingLeft(t, dir, spillDir)
+}
+
+// startedDaemon is a spoolfs daemon a test started itself.
+type startedDaemon struct {
+	cmd    *exec.Cmd
+	exited chan error // its exit status, once it has exited
+	notify *notifyListener
+	ready  string // its READY=1 message
+}
+
+// startDaemon runs spoolfs with args (which mount dir), with a notify
+// socket of the test's own, and returns once the daemon reported READY=1.
+// Its stderr goes to stderr (nil: discarded). Cleanup unmounts dir if it is
+// still mounted, so that a failed test leaves no mount behind, and kills
+// the daemon.
+func startDaemon(t *testing.T, dir string, stderr io.Writer, args ...string) *startedDaemon {
+	t.Helper()
+	d := &startedDaemon{cmd: exec.Command(spoolfsBinary(t), args...), exited: make(chan error, 1), notify: listenNotify(t)}
+	d.cmd.Env = d.notify.env()
+	d.cmd.Stderr = stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		if spoolfs.IsMounted(dir) {
+			spoolfs.Unmount(dir)
+		}
+		d.cmd.Process.Kill()
+	})
+	d.ready = d.notify.expect(t, "READY=1")
+	return d
 }
 
 // notifyListener is a NOTIFY_SOCKET of the test's own. A daemon started

@@ -20,8 +20,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	spoolfs "github.com/spoolfs/spoolfs/fs"
 )
 
 // TestShutdownWithWritesInFlight: SIGTERM, SIGINT or 'spoolfs umount -l'
@@ -33,21 +31,7 @@ func TestShutdownWithWritesInFlight(t *testing.T) {
 	for _, how := range []string{"SIGTERM", "SIGINT", "umount"} {
 		t.Run(how, func(t *testing.T) {
 			dir, spillDir := t.TempDir(), t.TempDir()
-			daemon := exec.Command(spoolfsBinary(t), "mount", "-f", "--spill-threshold", "1MiB", "--ram", "16MiB", "--spill-dir", spillDir, dir)
-			notify := listenNotify(t)
-			daemon.Env = notify.env()
-			if err := daemon.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- daemon.Wait() }()
-			t.Cleanup(func() {
-				daemon.Process.Kill()
-				if spoolfs.IsMounted(dir) {
-					spoolfs.Unmount(dir)
-				}
-			})
-			notify.expect(t, "READY=1")
+			d := startDaemon(t, dir, nil, "mount", "-f", "--spill-threshold", "1MiB", "--ram", "16MiB", "--spill-dir", spillDir, dir)
 
 			var writers []*exec.Cmd
 			for i := range 4 {
@@ -63,13 +47,13 @@ func TestShutdownWithWritesInFlight(t *testing.T) {
 			})
 			sig := map[string]os.Signal{"SIGTERM": syscall.SIGTERM, "SIGINT": os.Interrupt}
 			if s, ok := sig[how]; ok {
-				daemon.Process.Signal(s)
-				daemon.Process.Signal(s) // a second signal during shutdown
+				d.cmd.Process.Signal(s)
+				d.cmd.Process.Signal(s) // a second signal during shutdown
 			} else if code, _, stderr := runSpoolfs(t, "umount", "-l", dir); code != 0 {
 				t.Fatalf("umount -l: exit %d: %s", code, stderr)
 			}
 			select {
-			case err := <-exited:
+			case err := <-d.exited:
 				if err != nil {
 					t.Fatalf("daemon exit: %v, want 0", err)
 				}
@@ -298,22 +282,7 @@ func TestDebugLogHasNoContents(t *testing.T) {
 	requireFUSE(t)
 	dir, spillDir := t.TempDir(), t.TempDir()
 	var stderr bytes.Buffer
-	daemon := exec.Command(spoolfsBinary(t), "mount", "--debug", "--spill-dir", spillDir, dir)
-	daemon.Stderr = &stderr
-	notify := listenNotify(t)
-	daemon.Env = notify.env()
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- daemon.Wait() }()
-	t.Cleanup(func() {
-		if spoolfs.IsMounted(dir) { // the test failed half-way: leave no mount behind
-			spoolfs.Unmount(dir)
-		}
-		daemon.Process.Kill()
-	})
-	notify.expect(t, "READY=1")
+	d := startDaemon(t, dir, &stderr, "mount", "--debug", "--spill-dir", spillDir, dir)
 	const secret = "hunter2-correct-horse-battery-staple"
 	writeFile(t, filepath.Join(dir, "f"), []byte(secret))
 	readBack(t, filepath.Join(dir, "f"))
@@ -326,7 +295,7 @@ func TestDebugLogHasNoContents(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-exited:
+	case <-d.exited:
 	case <-time.After(30 * time.Second):
 		t.Fatal("daemon did not exit")
 	}
