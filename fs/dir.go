@@ -135,10 +135,10 @@ func (n *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 		return nil, nil, 0, errno
 	}
 	file := n.fsys.newFile(ctx, n, mode, acct)
-	fopen := file.open(flags)
+	h, fopen := file.open(flags)
 	ch := n.NewPersistentInode(ctx, file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: file.ino})
 	file.fillEntry(out)
-	return ch, &handle{}, fopen, 0
+	return ch, h, fopen, 0
 }
 
 func (n *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {

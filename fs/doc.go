@@ -27,15 +27,20 @@
 //     session's end removes, which is announced with NOTIFY_DELETE, and the
 //     page cache of closed RAM-tier files, which the cacheKeeper drops with
 //     NOTIFY_INVAL_INODE.
+//   - What the kernel caches of a file's bytes is what the file holds: the
+//     cacheFiller stores bytes there (NOTIFY_STORE) only while the file has
+//     no writable handle, each piece read and stored under the file's fill
+//     lock, which opening a writable handle and a truncate also take.
 //
 // # Lock order
 //
 // session.gate (shared by operations that change a session's tree,
 // exclusive while it ends) is taken before session.mu and before any
-// node's attrs.mu. attrs.mu is never held while another node's is taken,
-// except a directory's during the creation of its child (initAttrs reads
-// the parent's setgid bit), parent first. sessionTable.mu and
-// cacheKeeper.mu are leaves: nothing else is taken while they are held.
+// file's fill lock, which is taken before its attrs.mu and before the
+// locks inside its spill.File. attrs.mu is never held while another node's
+// is taken, except a directory's during the creation of its child
+// (initAttrs reads the parent's setgid bit), parent first. sessionTable.mu
+// and cacheKeeper.mu are leaves: nothing else is taken while they are held.
 //
 // # Deadlocks
 //
@@ -44,6 +49,13 @@
 // flight, so notifications are never sent from a request handler or with
 // a lock held: session ends send them after releasing the gate, from the
 // expiry goroutine; cache drops go through the cacheKeeper's goroutine.
+// The one exception is the cacheFiller's NOTIFY_STORE, sent from its own
+// goroutine with the file's fill lock held, which is what keeps a change
+// from slipping in between the read of a piece and its store. A store waits
+// for the page locks that the kernel holds while a READ or WRITE of the
+// file is in flight, and for nothing else; the handlers of those requests
+// (and of page faults, which are READs) never take the fill lock. The ones
+// that do, OPEN, SETATTR and RELEASE, are sent with no page lock held.
 // A process must not mmap a file of a mount that the same process serves
 // (a page fault then waits on a server the Go runtime has stopped); the
 // tests keep mappings in child processes.

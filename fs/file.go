@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -30,7 +31,16 @@ type fileNode struct {
 	// kernel may hold a copy of its bytes. A file only ever written
 	// through write-only (direct) opens has none for the cacheKeeper to
 	// bound.
-	cached bool
+	cached    bool
+	fillState fillState
+
+	// fill is held while the cacheFiller stores a piece of the file in the
+	// kernel's cache, and by whatever could change the file's bytes while
+	// it has no writable handle: opening one, a truncate, the last close.
+	// It is taken before attrs.mu, and never by a READ or WRITE handler
+	// (the kernel holds page locks while those are in flight, and a store
+	// waits for page locks).
+	fill sync.Mutex
 
 	// Guarded by the cacheKeeper's mu:
 	cacheElem   *list.Element
@@ -51,9 +61,13 @@ var (
 	_ gofs.NodeTmpfiler  = (*dirNode)(nil)
 )
 
-// handle is one open of a file. It carries nothing: its existence is what
-// makes go-fuse call Release, which is where unlinked files are freed.
-type handle struct{}
+// handle is one open of a file. Its existence is what makes go-fuse call
+// Release, which is where unlinked files are freed.
+type handle struct {
+	// writable: the open may change the file's bytes (write access, or
+	// O_TRUNC), so the cacheFiller must leave the file alone while it lasts.
+	writable bool
+}
 
 // openFlags keeps the page cache across opens: every write goes through the
 // kernel, so the cache is never stale.
@@ -100,11 +114,11 @@ func (n *dirNode) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.Ent
 	}
 	file := n.fsys.newFile(ctx, n, mode, acct)
 	file.nlink = 0
-	fopen := file.open(flags)
+	h, fopen := file.open(flags)
 	file.linkable = flags&syscall.O_EXCL == 0
 	ch := n.NewPersistentInode(ctx, file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: file.ino})
 	file.fillEntry(out)
-	return ch, &handle{}, fopen, 0
+	return ch, h, fopen, 0
 }
 
 func (n *fileNode) fillEntry(out *fuse.EntryOut) {
@@ -129,7 +143,11 @@ func (n *fileNode) fillSize(out *fuse.Attr) {
 func (n *fileNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	n.active()
 	if size, ok := in.GetSize(); ok {
-		if err := n.data.Truncate(int64(size)); err != nil {
+		// truncate(2) needs no handle: keep the filler out meanwhile.
+		n.fill.Lock()
+		err := n.data.Truncate(int64(size))
+		n.fill.Unlock()
+		if err != nil {
 			return n.fsys.toErrno("truncate", err)
 		}
 	}
@@ -151,20 +169,31 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if freed {
 		return nil, 0, syscall.ENOENT
 	}
-	return &handle{}, n.open(flags), 0
+	h, fopen := n.open(flags)
+	return h, fopen, 0
 }
 
-// open counts a new handle, in the file and in its session, and returns
-// the FOPEN_* flags to answer an open(2) with flags with.
-func (n *fileNode) open(flags uint32) uint32 {
+// open counts a new handle, in the file and in its session, and returns it
+// with the FOPEN_* flags to answer an open(2) with flags with.
+func (n *fileNode) open(flags uint32) (*handle, uint32) {
 	fopen := n.fsys.openFlagsFor(flags)
+	h := &handle{writable: flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0}
+	if h.writable {
+		n.fill.Lock() // wait out a piece being stored
+	}
 	n.mu.Lock()
 	n.opens++
+	if h.writable {
+		n.fillState.writers++
+	}
 	if fopen&fuse.FOPEN_DIRECT_IO == 0 {
 		n.cached = true
 	}
 	first := n.opens == 1
 	n.mu.Unlock()
+	if h.writable {
+		n.fill.Unlock()
+	}
 	if first {
 		n.fsys.cache.forget(n)
 	}
@@ -172,7 +201,7 @@ func (n *fileNode) open(flags uint32) uint32 {
 		s.opens.Add(1)
 		s.touch()
 	}
-	return fopen
+	return h, fopen
 }
 
 func (n *fileNode) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -180,6 +209,14 @@ func (n *fileNode) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off
 	got, err := n.data.ReadAt(dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, n.fsys.toErrno("read", err)
+	}
+	// Every read that reaches us missed the kernel's cache (write-only
+	// opens cannot read). A small one is a random read the kernel did
+	// not read ahead for, and the next will miss too: let the filler put
+	// the file there. A sequential reader gets readahead's large reads,
+	// which already cost one round trip per MiB.
+	if len(dest) <= fillTriggerMax {
+		n.fsys.filler.missed(n, off)
 	}
 	return fuse.ReadResultData(dest[:got]), 0
 }
@@ -261,12 +298,20 @@ func (n *fileNode) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno
 		s.opens.Add(-1)
 		s.touch()
 	}
+	h, _ := f.(*handle)
+	// A piece being stored lands before the count drops, so before the
+	// cacheKeeper may drop the cache below; the filler stores none after.
+	n.fill.Lock()
 	n.mu.Lock()
 	n.opens--
+	if h != nil && h.writable {
+		n.fillState.writers--
+	}
 	closed := n.opens == 0
 	last := closed && n.nlink == 0
 	cached := n.cached
 	n.mu.Unlock()
+	n.fill.Unlock()
 	switch {
 	case last:
 		n.free()

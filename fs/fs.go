@@ -33,7 +33,8 @@ type Config struct {
 	// comes back from fsync(2) or close(2) instead.
 	WritebackCache bool
 	// CacheBudget bounds the kernel page cache kept for files nobody has
-	// open (see cacheKeeper); 0 keeps none.
+	// open (see cacheKeeper), and what one read that misses the cache may
+	// have stored there (see cacheFiller); 0 keeps none and stores none.
 	CacheBudget int64
 	// Now is the clock for timestamps; nil means time.Now.
 	Now func() time.Time
@@ -53,7 +54,8 @@ type FS struct {
 	sessions *sessionTable
 	pids     *pidWatcher
 	cache    *cacheKeeper
-	caps     uint64 // extra FUSE capabilities to ask for
+	filler   *cacheFiller // nil with the writeback cache
+	caps     uint64       // extra FUSE capabilities to ask for
 	obs      Observer
 }
 
@@ -76,6 +78,11 @@ func New(cfg Config) (*FS, error) {
 	f.sessions = newSessionTable(f, cfg.Sessions)
 	f.pids = newPidWatcher()
 	f.cache = newCacheKeeper(cfg.CacheBudget)
+	if !cfg.WritebackCache {
+		// With the writeback cache the kernel may hold dirty pages that
+		// a store would overwrite; and its opens all read and write.
+		f.filler = newCacheFiller(cfg.CacheBudget, f.now)
+	}
 	root := &rootDir{}
 	f.initAttrs(&root.attrs, context.Background(), nil, syscall.S_IFDIR|cfg.RootMode&07777, f.quota)
 	root.uid, root.gid, root.nlink = cfg.RootUID, cfg.RootGID, 2
@@ -160,6 +167,7 @@ func satAdd(a, b int64) int64 {
 // included.
 func (f *FS) Close() error {
 	f.pids.close()
+	f.filler.close()
 	f.cache.close()
 	return f.pool.Close()
 }
