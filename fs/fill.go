@@ -54,14 +54,20 @@ const fillTriggerMax = 32 << 10
 // file's fill lock: what a writer opening the file may have to wait for.
 const fillPiece = 1 << 20
 
+// fillWindow is the most one miss may have stored: like readahead, a
+// guess at what the reader will want, and bounded like it, if far more
+// generously (the kernel's readahead stops at 1 MiB here). A file larger
+// than this is filled around the misses, a window at a time.
+const fillWindow = 256 << 20
+
 // fillPause is how long after a fill of a file ends a miss may start
 // another. Short: fio, before each pass over a file, drops its cache with
 // posix_fadvise(DONTNEED), and a pass at cache speed lasts a fraction of a
 // second.
 const fillPause = 50 * time.Millisecond
 
-func newCacheFiller(window int64, now func() time.Time) *cacheFiller {
-	c := &cacheFiller{window: window, pause: fillPause, now: now, memAvailable: memAvailable,
+func newCacheFiller(now func() time.Time) *cacheFiller {
+	c := &cacheFiller{window: fillWindow, pause: fillPause, now: now, memAvailable: memAvailable,
 		queue: make(chan *fileNode, 64), done: make(chan struct{})}
 	go c.loop()
 	return c

@@ -38,6 +38,21 @@ func dropFileCache(t *testing.T, f *os.File) {
 	}
 }
 
+// openRandom opens p read-only as a random reader (fio does the same), so
+// that readahead does not widen its reads past what starts a fill.
+func openRandom(t *testing.T, p string) *os.File {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	return f
+}
+
 func fillOf(n *fileNode) fillState {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -77,10 +92,7 @@ func TestFillAfterMiss(t *testing.T) {
 			}
 			n := m.f.root.GetChild("f").Operations().(*fileNode)
 
-			f, err := os.Open(p)
-			if err != nil {
-				t.Fatal(err)
-			}
+			f := openRandom(t, p)
 			defer f.Close()
 			buf := make([]byte, 4096)
 			if _, err := f.ReadAt(buf, 3<<20+4096); err != nil {
@@ -121,10 +133,7 @@ func TestNoFillWhileWritable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openRandom(t, p)
 	defer r.Close()
 	buf := make([]byte, 4096)
 	for i := range 4 {
@@ -165,10 +174,7 @@ func TestFillCoherent(t *testing.T) {
 	p := filepath.Join(m.dir, "f")
 	writeDirect(t, p, pattern(0, size))
 	n := m.f.root.GetChild("f").Operations().(*fileNode)
-	r, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openRandom(t, p)
 	defer r.Close()
 
 	// The round's change goes to the filler's hook through changes, and
@@ -250,4 +256,46 @@ func firstDiff(a, b []byte) int {
 		return min(len(a), len(b))
 	}
 	return -1
+}
+
+// TestFillWindow: one miss stores at most the filler's window, from the
+// piece of the miss on, and wraps to the start of the file.
+func TestFillWindow(t *testing.T) {
+	const size = 8 << 20
+	m := mountSessions(t, sessOpts{})
+	m.f.filler.window = 3 << 20
+	p := filepath.Join(m.dir, "f")
+	writeDirect(t, p, pattern(3, size))
+	n := m.f.root.GetChild("f").Operations().(*fileNode)
+	f := openRandom(t, p)
+	defer f.Close()
+	if _, err := f.ReadAt(make([]byte, 4096), 6<<20+8192); err != nil { // in the 7th MiB
+		t.Fatal(err)
+	}
+	sessPoll(t, 20*time.Second, "the fill to end", func() bool {
+		st := fillOf(n)
+		return !st.queued && st.stored > 0
+	})
+	if st := fillOf(n); st.stored != 3<<20 {
+		t.Errorf("one miss stored %d bytes, want the window, %d", st.stored, 3<<20)
+	}
+	// MiBs 6 and 7, then 0: the window wrapped.
+	for _, mib := range []int64{6, 7, 0} {
+		if got := cachedPagesIn(t, f, mib<<20, 1<<20); got != 256 {
+			t.Errorf("MiB %d of the file: %d pages cached, want 256", mib, got)
+		}
+	}
+	if got := cachedPagesIn(t, f, 3<<20, 1<<20); got > 1 {
+		t.Errorf("MiB 3 of the file, outside the window: %d pages cached", got)
+	}
+}
+
+// cachedPagesIn is how many pages of [off, off+n) of f the page cache holds.
+func cachedPagesIn(t *testing.T, f *os.File, off, n int64) uint64 {
+	t.Helper()
+	var st unix.Cachestat_t
+	if err := unix.Cachestat(uint(f.Fd()), &unix.CachestatRange{Off: uint64(off), Len: uint64(n)}, &st, 0); err != nil {
+		t.Fatalf("cachestat: %v", err)
+	}
+	return st.Cache
 }

@@ -32,9 +32,8 @@ type Config struct {
 	// but a write past a quota succeeds at first and its ENOSPC or EDQUOT
 	// comes back from fsync(2) or close(2) instead.
 	WritebackCache bool
-	// CacheBudget bounds the kernel page cache kept for files nobody has
-	// open (see cacheKeeper), and what one read that misses the cache may
-	// have stored there (see cacheFiller); 0 keeps none and stores none.
+	// CacheBudget bounds the kernel page cache kept for RAM-tier files
+	// nobody has open (see cacheKeeper); 0 keeps none.
 	CacheBudget int64
 	// Now is the clock for timestamps; nil means time.Now.
 	Now func() time.Time
@@ -81,7 +80,7 @@ func New(cfg Config) (*FS, error) {
 	if !cfg.WritebackCache {
 		// With the writeback cache the kernel may hold dirty pages that
 		// a store would overwrite; and its opens all read and write.
-		f.filler = newCacheFiller(cfg.CacheBudget, f.now)
+		f.filler = newCacheFiller(f.now)
 	}
 	root := &rootDir{}
 	f.initAttrs(&root.attrs, context.Background(), nil, syscall.S_IFDIR|cfg.RootMode&07777, f.quota)
