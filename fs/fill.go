@@ -36,6 +36,7 @@ type cacheFiller struct {
 	pause        time.Duration
 	now          func() time.Time
 	memAvailable func() (int64, bool)
+	obs          Observer
 	queue        chan *fileNode
 	done         chan struct{}
 	// beforeStore, if set (by tests), is called with a piece read and not
@@ -66,8 +67,8 @@ const fillWindow = 256 << 20
 // second.
 const fillPause = 50 * time.Millisecond
 
-func newCacheFiller(now func() time.Time) *cacheFiller {
-	c := &cacheFiller{window: fillWindow, pause: fillPause, now: now, memAvailable: memAvailable,
+func newCacheFiller(now func() time.Time, obs Observer) *cacheFiller {
+	c := &cacheFiller{window: fillWindow, pause: fillPause, now: now, obs: obs, memAvailable: memAvailable,
 		queue: make(chan *fileNode, 64), done: make(chan struct{})}
 	go c.loop()
 	return c
@@ -193,6 +194,7 @@ func (c *cacheFiller) storePiece(n *fileNode, buf []byte, off int64) (int64, boo
 	n.mu.Lock()
 	n.fillState.stored += int64(got)
 	n.mu.Unlock()
+	c.obs.CacheFilled(int64(got))
 	return int64(got), true
 }
 

@@ -20,6 +20,9 @@ type Observer interface {
 	// space: syscall.ENOSPC (the mount is full, or the spill disk) or
 	// syscall.EDQUOT (a session's quota).
 	Refused(errno syscall.Errno)
+	// CacheFilled is called with the bytes of each piece of a file the
+	// cacheFiller has stored in the kernel's page cache after a miss.
+	CacheFilled(bytes int64)
 }
 
 // SessionEndReasons lists the reasons Observer.SessionEnded is given.
@@ -39,6 +42,7 @@ type nopObserver struct{}
 
 func (nopObserver) SessionEnded(string)   {}
 func (nopObserver) Refused(syscall.Errno) {}
+func (nopObserver) CacheFilled(int64)     {}
 
 // Op is a kind of FUSE request, named as in the kernel's protocol.
 type Op uint8

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	spoolfs "github.com/spoolfs/spoolfs/fs"
 )
 
@@ -61,6 +63,17 @@ func TestMetrics(t *testing.T) {
 			s.value("spoolfs_spilled_files") == 1 && s.value("spoolfs_allocated_bytes") >= (256+16)<<10 &&
 			s.value("spoolfs_inodes_used") == 3
 	})
+
+	// A small read of it misses the page cache (a write-only write left
+	// nothing there): while it is open, the daemon stores the file there.
+	if got := sc.get(t, "spoolfs_cache_filled_bytes_total"); got != 0 {
+		t.Errorf("spoolfs_cache_filled_bytes_total = %v before any read", got)
+	}
+	reader := readRandom(t, filepath.Join(m.Dir, "big"), 64<<10, 4096)
+	sc.waitFor(t, "the cache fill of the spilled file", func(s metricSamples) bool {
+		return s.value("spoolfs_cache_filled_bytes_total") == 256<<10
+	})
+	reader.Close()
 
 	// A session with --idle 1s ends by itself.
 	code, stdout, stderr := runSpoolfs(t, "session", "new", m.Dir, "--idle", "1s")
@@ -388,4 +401,23 @@ func TestGOMAXPROCSFollowsCallers(t *testing.T) {
 	sc.waitFor(t, "GOMAXPROCS above 1 with two writers", func(s metricSamples) bool { return s.value(procs) > 1 })
 	stop()
 	sc.waitFor(t, "GOMAXPROCS back to 1 once they stopped", func(s metricSamples) bool { return s.value(procs) == 1 })
+}
+
+// readRandom opens p and reads n bytes at off as a random reader does (fio
+// among them): FADV_RANDOM, so that readahead leaves the read as small as
+// asked. It returns the file, open.
+func readRandom(t *testing.T, p string, off int64, n int) *os.File {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadAt(make([]byte, n), off); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

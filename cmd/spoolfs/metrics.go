@@ -66,6 +66,7 @@ type metrics struct {
 	opErrors *prometheus.CounterVec // op, errno
 	ended    *prometheus.CounterVec // reason
 	refused  *prometheus.CounterVec // errno
+	filled   prometheus.Counter
 }
 
 // latencyBuckets run from 10µs (a cached lookup) to 1s (a large write to
@@ -117,7 +118,11 @@ func listenMetrics(addr string, logger *slog.Logger) (*metrics, error) {
 	}, []string{"errno"})
 	m.refused.WithLabelValues("ENOSPC")
 	m.refused.WithLabelValues("EDQUOT")
-	m.reg.MustRegister(latency, m.opErrors, m.ended, m.refused,
+	m.filled = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "spoolfs_cache_filled_bytes_total",
+		Help: "Bytes of file data spoolfs stored in the kernel's page cache after a read missed it.",
+	})
+	m.reg.MustRegister(latency, m.opErrors, m.ended, m.refused, m.filled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
@@ -173,6 +178,8 @@ func (m *metrics) close() {
 func (m *metrics) SessionEnded(reason string) { m.ended.WithLabelValues(reason).Inc() }
 
 func (m *metrics) Refused(errno syscall.Errno) { m.refused.WithLabelValues(errnoLabel(errno)).Inc() }
+
+func (m *metrics) CacheFilled(bytes int64) { m.filled.Add(float64(bytes)) }
 
 func (m *metrics) opDone(op spoolfs.Op, _ uint32, took time.Duration, status fuse.Status) {
 	m.ops[op].Observe(took.Seconds())
