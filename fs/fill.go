@@ -57,8 +57,9 @@ const fillPiece = 1 << 20
 
 // fillWindow is the most one miss may have stored: like readahead, a
 // guess at what the reader will want, and bounded like it, if far more
-// generously (the kernel's readahead stops at 1 MiB here). A file larger
-// than this is filled around the misses, a window at a time.
+// generously (the kernel's readahead stops at 1 MiB here). A RAM-tier file
+// larger than this is filled around the misses, a window at a time; a
+// spilled one is not filled at all.
 const fillWindow = 256 << 20
 
 // fillPause is how long after a fill of a file ends a miss may start
@@ -143,6 +144,13 @@ func (c *cacheFiller) fill(n *fileNode, buf []byte) {
 	from := n.fillState.from
 	n.mu.Unlock()
 	size := n.data.Size()
+	if size > c.window && n.data.OnDisk() {
+		// Filling a window of a larger spilled file could read a
+		// window from the disk for one random 4 KiB read; its reader
+		// gets the kernel's readahead instead.
+		c.fillEnded(n)
+		return
+	}
 	budget := min(size, c.window)
 	if avail, ok := c.memAvailable(); ok {
 		budget = min(budget, avail/2)
@@ -162,6 +170,11 @@ func (c *cacheFiller) fill(n *fileNode, buf []byte) {
 			pos = 0
 		}
 	}
+	c.fillEnded(n)
+}
+
+// fillEnded ends a fill of n: the next miss may start another after the pause.
+func (c *cacheFiller) fillEnded(n *fileNode) {
 	n.mu.Lock()
 	n.fillState.queued = false
 	n.fillState.endedAt = c.now()

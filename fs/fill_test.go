@@ -53,6 +53,14 @@ func openRandom(t *testing.T, p string) *os.File {
 	return f
 }
 
+// waitNoWriters waits for the kernel's RELEASE of every writable handle of
+// n: it comes after close(2) has returned, and until it does the file
+// counts as open for writing, which no fill may overlap.
+func waitNoWriters(t *testing.T, n *fileNode) {
+	t.Helper()
+	sessPoll(t, 10*time.Second, "the writable handles' release", func() bool { return fillOf(n).writers == 0 })
+}
+
 func fillOf(n *fileNode) fillState {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -91,6 +99,7 @@ func TestFillAfterMiss(t *testing.T) {
 				t.Fatalf("%d pages cached after a write-only write, want none", got)
 			}
 			n := m.f.root.GetChild("f").Operations().(*fileNode)
+			waitNoWriters(t, n)
 
 			f := openRandom(t, p)
 			defer f.Close()
@@ -128,6 +137,7 @@ func TestNoFillWhileWritable(t *testing.T) {
 	p := filepath.Join(m.dir, "f")
 	writeDirect(t, p, pattern(2, size))
 	n := m.f.root.GetChild("f").Operations().(*fileNode)
+	waitNoWriters(t, n)
 
 	w, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
@@ -174,6 +184,7 @@ func TestFillCoherent(t *testing.T) {
 	p := filepath.Join(m.dir, "f")
 	writeDirect(t, p, pattern(0, size))
 	n := m.f.root.GetChild("f").Operations().(*fileNode)
+	waitNoWriters(t, n)
 	r := openRandom(t, p)
 	defer r.Close()
 
@@ -243,6 +254,7 @@ func TestFillCoherent(t *testing.T) {
 			t.Fatalf("round %d (truncate %v): the kernel's cache differs from the file from byte %d", round, truncate, i)
 		}
 		writeDirect(t, p, pattern(byte(round+1), size)) // the next round's "before"
+		waitNoWriters(t, n)
 	}
 }
 
@@ -267,6 +279,7 @@ func TestFillWindow(t *testing.T) {
 	p := filepath.Join(m.dir, "f")
 	writeDirect(t, p, pattern(3, size))
 	n := m.f.root.GetChild("f").Operations().(*fileNode)
+	waitNoWriters(t, n)
 	f := openRandom(t, p)
 	defer f.Close()
 	if _, err := f.ReadAt(make([]byte, 4096), 6<<20+8192); err != nil { // in the 7th MiB
@@ -298,4 +311,29 @@ func cachedPagesIn(t *testing.T, f *os.File, off, n int64) uint64 {
 		t.Fatalf("cachestat: %v", err)
 	}
 	return st.Cache
+}
+
+// TestNoFillOfLargeSpilledFile: a spilled file larger than the window is
+// left to the kernel's readahead: a window of it could be a window of disk
+// reads for one small read.
+func TestNoFillOfLargeSpilledFile(t *testing.T) {
+	const size = 8 << 20
+	m := mountSessions(t, sessOpts{spillAll: true})
+	m.f.filler.window = 3 << 20
+	p := filepath.Join(m.dir, "f")
+	writeDirect(t, p, pattern(4, size))
+	n := m.f.root.GetChild("f").Operations().(*fileNode)
+	waitNoWriters(t, n)
+	f := openRandom(t, p)
+	defer f.Close()
+	if _, err := f.ReadAt(make([]byte, 4096), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	sessPoll(t, 20*time.Second, "the filler to finish with the file", func() bool {
+		st := fillOf(n)
+		return !st.queued && !st.endedAt.IsZero()
+	})
+	if st := fillOf(n); st.stored != 0 {
+		t.Errorf("the filler stored %d bytes of a spilled file larger than its window", st.stored)
+	}
 }
