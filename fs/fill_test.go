@@ -270,25 +270,33 @@ func firstDiff(a, b []byte) int {
 	return -1
 }
 
-// TestFillWindow: one miss stores at most the filler's window, from the
-// piece of the miss on, and wraps to the start of the file.
-func TestFillWindow(t *testing.T) {
-	const size = 8 << 20
-	m := mountSessions(t, sessOpts{})
-	m.f.filler.window = 3 << 20
+// missOnce mounts spoolfs with the filler's window set to window, writes
+// a file of size bytes (to disk if spilled), reads 4 KiB of it at at as a
+// random reader, and waits for the filler to be done with it.
+func missOnce(t *testing.T, spilled bool, window, size, at int64) (*fileNode, *os.File) {
+	t.Helper()
+	m := mountSessions(t, sessOpts{spillAll: spilled})
+	m.f.filler.window = window
 	p := filepath.Join(m.dir, "f")
-	writeDirect(t, p, pattern(3, size))
+	writeDirect(t, p, pattern(3, int(size)))
 	n := m.f.root.GetChild("f").Operations().(*fileNode)
 	waitNoWriters(t, n)
 	f := openRandom(t, p)
-	defer f.Close()
-	if _, err := f.ReadAt(make([]byte, 4096), 6<<20+8192); err != nil { // in the 7th MiB
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.ReadAt(make([]byte, 4096), at); err != nil {
 		t.Fatal(err)
 	}
-	sessPoll(t, 20*time.Second, "the fill to end", func() bool {
+	sessPoll(t, 20*time.Second, "the filler to be done with the file", func() bool {
 		st := fillOf(n)
-		return !st.queued && st.stored > 0
+		return !st.queued && !st.endedAt.IsZero()
 	})
+	return n, f
+}
+
+// TestFillWindow: one miss stores at most the filler's window, from the
+// piece of the miss on, and wraps to the start of the file.
+func TestFillWindow(t *testing.T) {
+	n, f := missOnce(t, false, 3<<20, 8<<20, 6<<20+8192) // in the 7th MiB
 	if st := fillOf(n); st.stored != 3<<20 {
 		t.Errorf("one miss stored %d bytes, want the window, %d", st.stored, 3<<20)
 	}
@@ -317,22 +325,7 @@ func cachedPagesIn(t *testing.T, f *os.File, off, n int64) uint64 {
 // left to the kernel's readahead: a window of it could be a window of disk
 // reads for one small read.
 func TestNoFillOfLargeSpilledFile(t *testing.T) {
-	const size = 8 << 20
-	m := mountSessions(t, sessOpts{spillAll: true})
-	m.f.filler.window = 3 << 20
-	p := filepath.Join(m.dir, "f")
-	writeDirect(t, p, pattern(4, size))
-	n := m.f.root.GetChild("f").Operations().(*fileNode)
-	waitNoWriters(t, n)
-	f := openRandom(t, p)
-	defer f.Close()
-	if _, err := f.ReadAt(make([]byte, 4096), 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	sessPoll(t, 20*time.Second, "the filler to finish with the file", func() bool {
-		st := fillOf(n)
-		return !st.queued && !st.endedAt.IsZero()
-	})
+	n, _ := missOnce(t, true, 3<<20, 8<<20, 1<<20)
 	if st := fillOf(n); st.stored != 0 {
 		t.Errorf("the filler stored %d bytes of a spilled file larger than its window", st.stored)
 	}
