@@ -213,9 +213,10 @@ func (n *fileNode) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off
 	// Every read that reaches us missed the kernel's cache (write-only
 	// opens cannot read). A small one is a random read the kernel did
 	// not read ahead for, and the next will miss too: let the filler put
-	// the file there. A sequential reader gets readahead's large reads,
-	// which already cost one round trip per MiB.
-	if len(dest) <= fillTriggerMax {
+	// the file there, unless this read was all of it (a small file read
+	// whole). A sequential reader gets readahead's large reads, which
+	// already cost one round trip per MiB.
+	if len(dest) <= fillTriggerMax && (off > 0 || int64(got) < n.data.Size()) {
 		n.fsys.filler.missed(n, off)
 	}
 	return fuse.ReadResultData(dest[:got]), 0

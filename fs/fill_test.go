@@ -330,3 +330,30 @@ func TestNoFillOfLargeSpilledFile(t *testing.T) {
 		t.Errorf("the filler stored %d bytes of a spilled file larger than its window", st.stored)
 	}
 }
+
+// TestNoFillOfWholeRead: a read that brought the whole file leaves nothing
+// for the filler to do (small files read whole, as cat reads them).
+func TestNoFillOfWholeRead(t *testing.T) {
+	m := mountSessions(t, sessOpts{})
+	p := filepath.Join(m.dir, "f")
+	writeDirect(t, p, pattern(5, 16<<10))
+	n := m.f.root.GetChild("f").Operations().(*fileNode)
+	waitNoWriters(t, n)
+	f := openRandom(t, p)
+	defer f.Close()
+	if _, err := f.ReadAt(make([]byte, 16<<10), 0); err != nil {
+		t.Fatal(err)
+	}
+	if st := fillOf(n); st.queued || st.stored != 0 {
+		t.Errorf("a read of the whole file queued a fill (%+v)", st)
+	}
+	// The same file read a page at a time does miss.
+	dropFileCache(t, f)
+	if _, err := f.ReadAt(make([]byte, 4096), 8192); err != nil {
+		t.Fatal(err)
+	}
+	sessPoll(t, 20*time.Second, "a fill after a partial read", func() bool {
+		st := fillOf(n)
+		return !st.queued && st.stored == 16<<10
+	})
+}
