@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +49,7 @@ type mountOpts struct {
 	mode      uint32
 	spillDir  string // default: a fresh t.TempDir()
 	deadline  time.Duration
+	observer  spoolfs.Observer // nil: none
 }
 
 // inRAM and spilled are the two tiers every POSIX test runs against.
@@ -85,7 +88,7 @@ func newMount(t *testing.T, o mountOpts) *testMount {
 		t.Fatal(err)
 	}
 	root := quota.NewRoot(quota.Limits{Bytes: o.size, Inodes: o.inodes})
-	fsys, err := spoolfs.New(spoolfs.Config{Pool: pool, Quota: root, RootMode: o.mode})
+	fsys, err := spoolfs.New(spoolfs.Config{Pool: pool, Quota: root, RootMode: o.mode, Observer: o.observer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,3 +243,11 @@ func tiers(t *testing.T, fn func(t *testing.T, o mountOpts)) {
 		t.Run(tc.name, func(t *testing.T) { fn(t, tc.o) })
 	}
 }
+
+// fillCounter is an Observer that counts the bytes the filesystem stored
+// in the kernel's page cache after read misses.
+type fillCounter struct{ filled atomic.Int64 }
+
+func (c *fillCounter) SessionEnded(string)     {}
+func (c *fillCounter) Refused(syscall.Errno)   {}
+func (c *fillCounter) CacheFilled(bytes int64) { c.filled.Add(bytes) }

@@ -135,6 +135,30 @@ func init() {
 	}
 }
 
+// randomReads reads a few pages of name at random, as a random reader
+// (FADV_RANDOM) does.
+func randomReads(name string, r *rand.Rand) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < 4096 {
+		return err
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	for range 8 {
+		if _, err := f.ReadAt(buf, r.Int64N(fi.Size()/4096)*4096); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // loadWorker runs mixed operations in dir until the time is up and checks
 // every file it reads against what it wrote. It prints "ok OPS" or one
 // line per unexpected error, and exits non-zero on any.
@@ -169,6 +193,15 @@ func loadWorker(dir string, d time.Duration, out io.Writer) int {
 			sum, ok := want[name]
 			if !ok {
 				continue
+			}
+			if op == 6 {
+				// Small random reads first: the daemon answers those
+				// by filling the page cache, and the check below then
+				// reads what the fill stored, while a later rewrite
+				// may race a fill still running.
+				if err := randomReads(name, r); err != nil {
+					fail("random reads of %s: %v", name, err)
+				}
 			}
 			data, err := os.ReadFile(name)
 			if err != nil {
@@ -232,7 +265,8 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	goroutinesBefore := runtime.NumGoroutine()
-	m := newMount(t, mountOpts{threshold: 256 << 10, ram: 64 << 20, size: 256 << 20, deadline: 5 * time.Minute})
+	fills := &fillCounter{}
+	m := newMount(t, mountOpts{threshold: 256 << 10, ram: 64 << 20, size: 256 << 20, deadline: 5 * time.Minute, observer: fills})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var totalOps int
@@ -259,7 +293,10 @@ func TestLoad(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("%d operations by 32 processes", totalOps)
+	t.Logf("%d operations by 32 processes; %d bytes stored in the page cache after read misses", totalOps, fills.filled.Load())
+	if fills.filled.Load() == 0 {
+		t.Error("no read miss was answered with a fill: the random reads tested nothing of it")
+	}
 	if err := os.RemoveAll(m.path()); err != nil {
 		entries, _ := os.ReadDir(m.Dir)
 		if len(entries) > 0 {
