@@ -235,8 +235,11 @@ func TestCLIMemoryTracksRAM(t *testing.T) {
 		}
 	}
 	const idleMiB = 40
+	var rss int64
+	defer func() { t.Logf("RSS %d MiB after the files were deleted", rss) }()
 	waitFor(t, 15*time.Second, "RSS back near the idle baseline", func() bool {
-		return statusKiB(t, m.PID, "VmRSS")>>10 <= idleMiB
+		rss = statusKiB(t, m.PID, "VmRSS") >> 10
+		return rss <= idleMiB
 	})
 }
 
