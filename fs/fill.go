@@ -34,7 +34,6 @@ import (
 type cacheFiller struct {
 	window       int64
 	pause        time.Duration
-	now          func() time.Time
 	memAvailable func() (int64, bool)
 	obs          Observer
 	queue        chan *fileNode
@@ -68,8 +67,8 @@ const fillWindow = 256 << 20
 // second.
 const fillPause = 50 * time.Millisecond
 
-func newCacheFiller(now func() time.Time, obs Observer) *cacheFiller {
-	c := &cacheFiller{window: fillWindow, pause: fillPause, now: now, obs: obs, memAvailable: memAvailable,
+func newCacheFiller(obs Observer) *cacheFiller {
+	c := &cacheFiller{window: fillWindow, pause: fillPause, obs: obs, memAvailable: memAvailable,
 		queue: make(chan *fileNode, 64), done: make(chan struct{})}
 	go c.loop()
 	return c
@@ -92,7 +91,9 @@ func (c *cacheFiller) missed(n *fileNode, off int64) {
 	if c == nil || c.window <= 0 {
 		return
 	}
-	now := c.now()
+	// The real clock, not the mount's (which tests move by hand): the
+	// pause is a rate, not a timestamp anyone sees.
+	now := time.Now()
 	n.mu.Lock()
 	ok := !n.fillState.queued && n.fillState.writers == 0 && !n.freed &&
 		(n.fillState.endedAt.IsZero() || now.Sub(n.fillState.endedAt) >= c.pause)
@@ -177,7 +178,7 @@ func (c *cacheFiller) fill(n *fileNode, buf []byte) {
 func (c *cacheFiller) fillEnded(n *fileNode) {
 	n.mu.Lock()
 	n.fillState.queued = false
-	n.fillState.endedAt = c.now()
+	n.fillState.endedAt = time.Now()
 	n.mu.Unlock()
 }
 

@@ -13,22 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cachedPages is how many pages of the file at p the kernel's page cache
-// holds (cachestat(2): no mapping, so no request to the daemon serving it).
-func cachedPages(t *testing.T, p string) uint64 {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var st unix.Cachestat_t
-	if err := unix.Cachestat(uint(f.Fd()), &unix.CachestatRange{}, &st, 0); err != nil {
-		t.Fatalf("cachestat %s: %v", p, err)
-	}
-	return st.Cache
-}
-
 // dropCache asks the kernel to drop its cached pages of f, as fio does
 // before every job.
 func dropFileCache(t *testing.T, f *os.File) {
@@ -95,14 +79,13 @@ func TestFillAfterMiss(t *testing.T) {
 			p := filepath.Join(m.dir, "f")
 			data := pattern(1, size)
 			writeDirect(t, p, data)
-			if got := cachedPages(t, p); got != 0 {
-				t.Fatalf("%d pages cached after a write-only write, want none", got)
-			}
 			n := m.f.root.GetChild("f").Operations().(*fileNode)
 			waitNoWriters(t, n)
-
 			f := openRandom(t, p)
 			defer f.Close()
+			if got := cachedPagesIn(t, f, 0, size); got != 0 {
+				t.Fatalf("%d pages cached after a write-only write, want none", got)
+			}
 			buf := make([]byte, 4096)
 			if _, err := f.ReadAt(buf, 3<<20+4096); err != nil {
 				t.Fatal(err)
@@ -111,7 +94,7 @@ func TestFillAfterMiss(t *testing.T) {
 				st := fillOf(n)
 				return !st.queued && st.stored == size
 			})
-			if got := cachedPages(t, p); got != size/4096 {
+			if got := cachedPagesIn(t, f, 0, size); got != size/4096 {
 				t.Errorf("%d pages cached after the fill, want all %d", got, size/4096)
 			}
 			// What the kernel now serves from its cache is the file.
@@ -311,7 +294,9 @@ func TestFillWindow(t *testing.T) {
 	}
 }
 
-// cachedPagesIn is how many pages of [off, off+n) of f the page cache holds.
+// cachedPagesIn is how many pages of [off, off+n) of f the kernel's page
+// cache holds (cachestat(2): no mapping, so no request to the daemon
+// serving it).
 func cachedPagesIn(t *testing.T, f *os.File, off, n int64) uint64 {
 	t.Helper()
 	var st unix.Cachestat_t

@@ -80,7 +80,7 @@ func New(cfg Config) (*FS, error) {
 	if !cfg.WritebackCache {
 		// With the writeback cache the kernel may hold dirty pages that
 		// a store would overwrite; and its opens all read and write.
-		f.filler = newCacheFiller(f.now, f.obs)
+		f.filler = newCacheFiller(f.obs)
 	}
 	root := &rootDir{}
 	f.initAttrs(&root.attrs, context.Background(), nil, syscall.S_IFDIR|cfg.RootMode&07777, f.quota)

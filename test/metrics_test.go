@@ -415,19 +415,15 @@ func TestGOMAXPROCSFollowsCallers(t *testing.T) {
 	sc.waitFor(t, "GOMAXPROCS back to 1 once they stopped", func(s metricSamples) bool { return s.value(procs) == 1 })
 }
 
-// readRandom opens p and reads n bytes at off as a random reader does (fio
-// among them): FADV_RANDOM, so that readahead leaves the read as small as
-// asked. It returns the file, open.
+// readRandom opens p as a random reader (openRandom) and reads n bytes at
+// off. It returns the file, open.
 func readRandom(t *testing.T, p string, off int64, n int) *os.File {
 	t.Helper()
-	f, err := os.Open(p)
+	f, err := openRandom(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := f.ReadAt(make([]byte, n), off); err != nil {
 		t.Fatal(err)
 	}

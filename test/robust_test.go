@@ -135,19 +135,29 @@ func init() {
 	}
 }
 
-// randomReads reads a few pages of name at random, as a random reader
-// (FADV_RANDOM) does.
-func randomReads(name string, r *rand.Rand) error {
+// openRandom opens name read-only as a random reader (fio among them)
+// does: FADV_RANDOM, so that readahead leaves its reads as small as asked.
+func openRandom(name string) (*os.File, error) {
 	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// randomReads reads a few pages of name at random, as a random reader does.
+func randomReads(name string, r *rand.Rand) error {
+	f, err := openRandom(name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || fi.Size() < 4096 {
-		return err
-	}
-	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
 		return err
 	}
 	buf := make([]byte, 4096)
