@@ -2,6 +2,7 @@ package test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -166,7 +167,7 @@ func TestRequestsPerOperation(t *testing.T) {
 						}
 					}
 				})
-				if want := (requestCount{"WRITE": n}); got.String() != want.String() {
+				if want := (requestCount{"WRITE": n}); !maps.Equal(got, want) {
 					t.Errorf("%d writes of %d bytes: %v, want %v", n, size, got, want)
 				}
 			})
@@ -205,7 +206,7 @@ func TestRequestsPerOperation(t *testing.T) {
 				t.Error("the re-read differs from what was written")
 			}
 		})
-		if want := (requestCount{"OPEN": 1}); got.String() != want.String() {
+		if want := (requestCount{"OPEN": 1}); !maps.Equal(got, want) {
 			t.Errorf("re-reading 8 MiB the page cache holds: %v, want %v", got, want)
 		}
 	})
