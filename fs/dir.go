@@ -32,6 +32,7 @@ var (
 	_ gofs.NodeUnlinker  = (*dirNode)(nil)
 	_ gofs.NodeRmdirer   = (*dirNode)(nil)
 	_ gofs.NodeRenamer   = (*dirNode)(nil)
+	_ gofs.NodeFsyncer   = (*dirNode)(nil)
 )
 
 // directory is what every directory kind (plain, session, root) offers.
@@ -77,6 +78,9 @@ func (n *dirNode) child(name string) *gofs.Inode {
 // lookup as activity in the session.
 func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	n.active()
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
 	ch := n.child(name)
 	if ch == nil {
 		return nil, syscall.ENOENT
@@ -94,11 +98,19 @@ func (n *dirNode) Opendir(ctx context.Context) syscall.Errno {
 	return 0
 }
 
+// Fsync of a directory has nothing to make durable, as for files (see
+// fileNode.Fsync); it succeeds, as on tmpfs, so that write, rename,
+// fsync(dir) code works.
+func (n *dirNode) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
+	return 0
+}
+
 // childAccount is the account a new entry of n is charged to.
 func (n *dirNode) childAccount() *quota.Account { return n.acct }
 
 // maxNameLen is NAME_MAX, what tmpfs allows and statfs reports: the
-// kernel lets FUSE names grow to a page, so we must refuse longer ones.
+// kernel lets FUSE names grow to 1024 bytes, so we must refuse longer
+// ones, in a lookup too (ENAMETOOLONG, not ENOENT).
 const maxNameLen = 255
 
 func checkName(name string) syscall.Errno {

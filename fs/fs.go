@@ -107,6 +107,9 @@ func (f *FS) Options() *gofs.Options {
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
 		RootStableAttr:  &gofs.StableAttr{Ino: 1},
+		// A mode of 0 is a mode: without this go-fuse reports it as
+		// 0644 or 0755, and default_permissions enforces that.
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			FsName:       "spoolfs",
 			Name:         "spoolfs",
@@ -117,6 +120,11 @@ func (f *FS) Options() *gofs.Options {
 			// whenever it sees a new mtime (which our own writes cause)
 			// made every re-read a cold read.
 			ExplicitDataCacheControl: true,
+			// Every read is answered from bytes in memory, never from a
+			// descriptor go-fuse could splice; its attempt cost a pipe
+			// resize per read and, for 1 MiB reads that outgrow the
+			// pipe, a log line per read.
+			DisableSplice: true,
 			// Symlinks never change: cache their targets.
 			EnableSymlinkCaching: true,
 			Options:              []string{"default_permissions"},
