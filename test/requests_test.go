@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/requests"
 )
 
 // asyncOps are requests the kernel sends on its own time, after the system
@@ -36,7 +36,7 @@ func (rc requestCounter) requests(t *testing.T) map[string]float64 {
 		t.Fatal(err)
 	}
 	out := map[string]float64{}
-	for _, op := range spoolfs.Ops() {
+	for _, op := range requests.Ops() {
 		name := op.String()
 		if asyncOps[name] {
 			continue

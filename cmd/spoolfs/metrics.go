@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/requests"
 )
 
 // metricsAddr is the --metrics flag, checked by parseMetricsAddr.
@@ -54,7 +55,7 @@ func parseMetricsAddr(v string) (string, error) {
 }
 
 // metrics is what --metrics serves: counts that the filesystem reports
-// through spoolfs.Observer and spoolfs.ObserveOps, and figures read from
+// through spoolfs.Observer and requests.Observe, and figures read from
 // the mount's status at each scrape. A nil *metrics is metrics off: every
 // method then does nothing.
 type metrics struct {
@@ -62,7 +63,7 @@ type metrics struct {
 	ln       net.Listener
 	srv      *http.Server
 	log      *slog.Logger
-	ops      []prometheus.Observer  // request latency, indexed by spoolfs.Op
+	ops      []prometheus.Observer  // request latency, indexed by requests.Op
 	opErrors *prometheus.CounterVec // op, errno
 	ended    *prometheus.CounterVec // reason
 	refused  *prometheus.CounterVec // errno
@@ -98,7 +99,7 @@ func listenMetrics(addr string, logger *slog.Logger) (*metrics, error) {
 		Help:    "Time spoolfs took to answer FUSE requests, by kind of request (op).",
 		Buckets: latencyBuckets,
 	}, []string{"op"})
-	for _, op := range spoolfs.Ops() {
+	for _, op := range requests.Ops() {
 		m.ops = append(m.ops, latency.WithLabelValues(op.String()))
 	}
 	m.opErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -181,7 +182,7 @@ func (m *metrics) Refused(errno syscall.Errno) { m.refused.WithLabelValues(errno
 
 func (m *metrics) CacheFilled(bytes int64) { m.filled.Add(float64(bytes)) }
 
-func (m *metrics) opDone(op spoolfs.Op, _ uint32, took time.Duration, status fuse.Status) {
+func (m *metrics) opDone(op requests.Op, _ uint32, took time.Duration, status fuse.Status) {
 	m.ops[op].Observe(took.Seconds())
 	if status != fuse.OK {
 		m.opErrors.WithLabelValues(op.String(), errnoLabel(syscall.Errno(status))).Inc()

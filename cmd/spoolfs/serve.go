@@ -23,6 +23,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/requests"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
@@ -261,13 +262,13 @@ func observed(raw fuse.RawFileSystem, tuner *procTuner, met *metrics) fuse.RawFi
 	case tuner == nil && met == nil:
 		return raw
 	case met == nil:
-		return spoolfs.ObserveOps(raw, func(_ spoolfs.Op, caller uint32, _ time.Duration, _ fuse.Status) {
+		return requests.Observe(raw, func(_ requests.Op, caller uint32, _ time.Duration, _ fuse.Status) {
 			tuner.observe(caller)
 		})
 	case tuner == nil:
-		return spoolfs.ObserveOps(raw, met.opDone)
+		return requests.Observe(raw, met.opDone)
 	}
-	return spoolfs.ObserveOps(raw, func(op spoolfs.Op, caller uint32, took time.Duration, st fuse.Status) {
+	return requests.Observe(raw, func(op requests.Op, caller uint32, took time.Duration, st fuse.Status) {
 		tuner.observe(caller)
 		met.opDone(op, caller, took, st)
 	})

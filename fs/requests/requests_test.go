@@ -1,4 +1,4 @@
-package fs
+package requests
 
 import (
 	"reflect"
@@ -16,17 +16,17 @@ func (okWritev) Writev(<-chan struct{}, *fuse.WriteIn, [][]byte) (uint32, fuse.S
 	return 0, fuse.OK
 }
 
-// TestObserveOpsCoversEveryRequest calls every method of
+// TestObserveCoversEveryRequest calls every method of
 // fuse.RawFileSystem through the wrapper: each request method must be
 // reported exactly once, under the kernel's name for it, with the status it
 // returned; the others (String, SetDebug, Init, OnUnmount) not at all.
-func TestObserveOpsCoversEveryRequest(t *testing.T) {
+func TestObserveCoversEveryRequest(t *testing.T) {
 	notRequests := map[string]bool{"String": true, "SetDebug": true, "Init": true, "OnUnmount": true}
 	names := map[string]string{"Writev": "WRITE", "CopyFileRange": "COPY_FILE_RANGE"}
 	var got []string
 	var gotStatus []fuse.Status
 	var gotCaller []uint32
-	wrapped := ObserveOps(okWritev{fuse.NewDefaultRawFileSystem()}, func(op Op, caller uint32, took time.Duration, st fuse.Status) {
+	wrapped := Observe(okWritev{fuse.NewDefaultRawFileSystem()}, func(op Op, caller uint32, took time.Duration, st fuse.Status) {
 		if took < 0 {
 			t.Errorf("%v took %v", op, took)
 		}
@@ -91,11 +91,11 @@ func TestObserveOpsCoversEveryRequest(t *testing.T) {
 	}
 }
 
-// TestObserveOpsWritevFallback: when Writev says ENOSYS, go-fuse calls
+// TestObserveWritevFallback: when Writev says ENOSYS, go-fuse calls
 // Write, so the WRITE is reported once, by Write.
-func TestObserveOpsWritevFallback(t *testing.T) {
+func TestObserveWritevFallback(t *testing.T) {
 	n := 0
-	wrapped := ObserveOps(fuse.NewDefaultRawFileSystem(), func(Op, uint32, time.Duration, fuse.Status) { n++ })
+	wrapped := Observe(fuse.NewDefaultRawFileSystem(), func(Op, uint32, time.Duration, fuse.Status) { n++ })
 	if _, st := wrapped.Writev(nil, &fuse.WriteIn{}, nil); st != fuse.ENOSYS {
 		t.Fatalf("Writev: %v, want ENOSYS", st)
 	}
