@@ -11,6 +11,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/spoolfs/spoolfs/fs/proc"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
@@ -51,7 +52,7 @@ type FS struct {
 	nextIno  atomic.Uint64
 	root     *rootDir
 	sessions *sessionTable
-	pids     *pidWatcher
+	pids     *proc.Watcher
 	cache    *cacheKeeper
 	filler   *cacheFiller // nil with the writeback cache
 	caps     uint64       // extra FUSE capabilities to ask for
@@ -75,7 +76,7 @@ func New(cfg Config) (*FS, error) {
 		return nil, err
 	}
 	f.sessions = newSessionTable(f, cfg.Sessions)
-	f.pids = newPidWatcher()
+	f.pids = proc.NewWatcher()
 	f.cache = newCacheKeeper(cfg.CacheBudget)
 	if !cfg.WritebackCache {
 		// With the writeback cache the kernel may hold dirty pages that
@@ -173,7 +174,7 @@ func satAdd(a, b int64) int64 {
 // once it is unmounted: files still open when a busy mount was cut off
 // included.
 func (f *FS) Close() error {
-	f.pids.close()
+	f.pids.Close()
 	f.filler.close()
 	f.cache.close()
 	return f.pool.Close()

@@ -2,12 +2,13 @@ package fs
 
 import (
 	"errors"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/spoolfs/spoolfs/fs/proc"
 )
 
 // setOwner ties the session to a process: it ends when that process exits.
@@ -30,7 +31,7 @@ func (s *session) setOwner(caller *fuse.Caller, value string) syscall.Errno {
 	}
 	var stop func()
 	if pid != 0 {
-		if stop, err = s.fsys.pids.watch(pid, func() { s.ownerExited() }); err != nil {
+		if stop, err = s.fsys.pids.Watch(pid, func() { s.ownerExited() }); err != nil {
 			return syscall.ESRCH
 		}
 	}
@@ -71,53 +72,26 @@ func resolveOwner(caller *fuse.Caller, value string) (int, error) {
 	if err != nil || pid <= 0 {
 		return 0, errors.New("not a PID")
 	}
-	if caller != nil && caller.Pid != 0 && !sameNamespace(int(caller.Pid)) {
+	if caller != nil && caller.Pid != 0 && !proc.SameNamespace(int(caller.Pid)) {
 		return 0, errNotSameNamespace
 	}
-	if !alive(pid) {
+	if !proc.Alive(pid) {
 		return 0, syscall.ESRCH
 	}
 	return pid, nil
 }
 
-// ancestor walks n parents up from pid, by /proc.
+// ancestor walks n parents up from pid.
 func ancestor(pid, n int) (int, error) {
 	for range n {
-		ppid, err := parentOf(pid)
+		ppid, err := proc.Parent(pid)
 		if err != nil || ppid <= 0 {
 			return 0, syscall.ESRCH
 		}
 		pid = ppid
 	}
-	if !alive(pid) {
+	if !proc.Alive(pid) {
 		return 0, syscall.ESRCH
 	}
 	return pid, nil
-}
-
-func parentOf(pid int) (int, error) {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses and may hold
-	// spaces: state, ppid, ...
-	i := strings.LastIndexByte(string(stat), ')')
-	fields := strings.Fields(string(stat[i+1:]))
-	if i < 0 || len(fields) < 2 {
-		return 0, errors.New("unreadable /proc stat")
-	}
-	return strconv.Atoi(fields[1])
-}
-
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || err == syscall.EPERM
-}
-
-// sameNamespace says whether pid is in the daemon's PID namespace.
-func sameNamespace(pid int) bool {
-	theirs, err1 := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/pid")
-	ours, err2 := os.Readlink("/proc/self/ns/pid")
-	return err1 == nil && err2 == nil && theirs == ours
 }

@@ -2,14 +2,6 @@ package main
 
 import "golang.org/x/sys/unix"
 
-func parentPID(pid int) (int, error) {
-	kp, err := unix.SysctlKinfoProc("kern.proc.pid", pid)
-	if err != nil {
-		return 0, err
-	}
-	return int(kp.Eproc.Ppid), nil
-}
-
 func physicalMemory() int64 {
 	n, err := unix.SysctlUint64("hw.memsize")
 	if err != nil {
@@ -30,6 +22,3 @@ var vfsOptions = []vfsOption{
 }
 
 const defaultVFSFlags = unix.MNT_NOSUID | unix.MNT_NODEV
-
-// processOfThread: FUSE here names the calling process, not its thread.
-func processOfThread(tid uint32) uint32 { return tid }

@@ -1,22 +1,6 @@
 package main
 
-import (
-	"os/exec"
-	"strconv"
-	"strings"
-
-	"golang.org/x/sys/unix"
-)
-
-// parentPID asks ps(1): FreeBSD has no /proc by default, and x/sys has no
-// kinfo_proc reader for it.
-func parentPID(pid int) (int, error) {
-	out, err := exec.Command("ps", "-o", "ppid=", "-p", strconv.Itoa(pid)).Output()
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(out)))
-}
+import "golang.org/x/sys/unix"
 
 func physicalMemory() int64 {
 	n, err := unix.SysctlUint64("hw.physmem")
@@ -38,6 +22,3 @@ var vfsOptions = []vfsOption{
 }
 
 const defaultVFSFlags = unix.MNT_NOSUID
-
-// processOfThread: FUSE here names the calling process, not its thread.
-func processOfThread(tid uint32) uint32 { return tid }

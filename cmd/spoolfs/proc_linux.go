@@ -1,30 +1,8 @@
 package main
 
 import (
-	"errors"
-	"os"
-	"strconv"
-	"strings"
-
 	"golang.org/x/sys/unix"
 )
-
-// parentPID reads a process's parent from /proc, in our PID namespace.
-func parentPID(pid int) (int, error) {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	i := strings.LastIndexByte(string(stat), ')')
-	if i < 0 {
-		return 0, errors.New("unreadable /proc stat")
-	}
-	fields := strings.Fields(string(stat[i+1:]))
-	if len(fields) < 2 {
-		return 0, errors.New("unreadable /proc stat")
-	}
-	return strconv.Atoi(fields[1])
-}
 
 func physicalMemory() int64 {
 	var info unix.Sysinfo_t
@@ -50,22 +28,3 @@ var vfsOptions = []vfsOption{
 }
 
 const defaultVFSFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_RELATIME
-
-// processOfThread is the process (thread group) that thread tid belongs
-// to, read from /proc in our PID namespace; 0 if it is gone.
-func processOfThread(tid uint32) uint32 {
-	status, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/status")
-	if err != nil {
-		return 0
-	}
-	_, rest, ok := strings.Cut(string(status), "\nTgid:")
-	if !ok {
-		return 0
-	}
-	line, _, _ := strings.Cut(rest, "\n")
-	tgid, err := strconv.ParseUint(strings.TrimSpace(line), 10, 32)
-	if err != nil {
-		return 0
-	}
-	return uint32(tgid)
-}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/spoolfs/spoolfs/fs/proc"
 )
 
 // procTuner sets how many CPUs run the daemon's Go code (GOMAXPROCS) from
@@ -74,7 +76,7 @@ func newProcTuner() *procTuner {
 		return nil
 	}
 	runtime.GOMAXPROCS(1)
-	return &procTuner{most: most, procs: 1, wake: make(chan struct{}, 1), processOf: processOfThread}
+	return &procTuner{most: most, procs: 1, wake: make(chan struct{}, 1), processOf: proc.ThreadGroup}
 }
 
 // observe is on every request's path: two atomics while the same thread

@@ -14,6 +14,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
+
+	"github.com/spoolfs/spoolfs/fs/proc"
 )
 
 const sessionUsage = `Usage:
@@ -180,7 +182,7 @@ func ownerValue(pid int) string {
 		if cur == 1 { // the top of this namespace (a container's shell is often PID 1)
 			break
 		}
-		parent, err := parentPID(cur)
+		parent, err := proc.Parent(cur)
 		if err != nil {
 			break
 		}

@@ -1,4 +1,4 @@
-package fs
+package proc
 
 import (
 	"sync"
@@ -6,15 +6,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pidWatcher calls back when watched processes exit. On Linux it holds a
+// Watcher calls back when watched processes exit. On Linux it holds a
 // pidfd per process (immune to PID reuse) in one epoll set served by one
 // goroutine; where pidfds are missing or descriptors run out it polls.
-type pidWatcher struct {
+type Watcher struct {
 	mu      sync.Mutex
 	epfd    int // -1 until first use
 	next    uint64
 	watches map[uint64]*pidWatch
-	poller  *pidPoller
+	poller  *poller
 }
 
 type pidWatch struct {
@@ -22,12 +22,15 @@ type pidWatch struct {
 	onExit func()
 }
 
-func newPidWatcher() *pidWatcher {
-	return &pidWatcher{epfd: -1, watches: make(map[uint64]*pidWatch), poller: newPidPoller()}
+// NewWatcher returns a Watcher with no watches; it starts a goroutine on
+// the first.
+func NewWatcher() *Watcher {
+	return &Watcher{epfd: -1, watches: make(map[uint64]*pidWatch), poller: newPoller()}
 }
 
-// watch calls onExit once when pid exits, unless stop is called first.
-func (w *pidWatcher) watch(pid int, onExit func()) (stop func(), err error) {
+// Watch calls onExit once, from the Watcher's goroutine, when pid exits,
+// unless stop is called first. It fails with ESRCH if pid is gone.
+func (w *Watcher) Watch(pid int, onExit func()) (stop func(), err error) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		if err == unix.ESRCH {
@@ -57,7 +60,7 @@ func (w *pidWatcher) watch(pid int, onExit func()) (stop func(), err error) {
 }
 
 // drop stops a watch and returns it, or nil if it already fired.
-func (w *pidWatcher) drop(id uint64) *pidWatch {
+func (w *Watcher) drop(id uint64) *pidWatch {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	pw, ok := w.watches[id]
@@ -70,7 +73,7 @@ func (w *pidWatcher) drop(id uint64) *pidWatch {
 	return pw
 }
 
-func (w *pidWatcher) loop(epfd int) {
+func (w *Watcher) loop(epfd int) {
 	events := make([]unix.EpollEvent, 64)
 	for {
 		n, err := unix.EpollWait(epfd, events, -1)
@@ -89,8 +92,8 @@ func (w *pidWatcher) loop(epfd int) {
 	}
 }
 
-// close stops every watch and the loop.
-func (w *pidWatcher) close() {
+// Close stops every watch and the loop.
+func (w *Watcher) Close() {
 	w.mu.Lock()
 	for id, pw := range w.watches {
 		unix.Close(pw.fd)

@@ -1,14 +1,14 @@
-package fs
+package proc
 
 import (
 	"sync"
 	"time"
 )
 
-// pidPoller is the fallback owner watch: it checks each watched process
-// once per interval. It guards against PID reuse by the process's start
-// time where the platform gives one.
-type pidPoller struct {
+// poller is the fallback watch: it checks each watched process once per
+// interval. It guards against PID reuse by the process's start time where
+// the platform gives one.
+type poller struct {
 	interval time.Duration
 
 	mu      sync.Mutex
@@ -23,12 +23,12 @@ type polled struct {
 	onExit func()
 }
 
-func newPidPoller() *pidPoller {
-	return &pidPoller{interval: time.Second, watches: make(map[uint64]polled)}
+func newPoller() *poller {
+	return &poller{interval: time.Second, watches: make(map[uint64]polled)}
 }
 
-func (p *pidPoller) watch(pid int, onExit func()) (func(), error) {
-	start, err := processStart(pid)
+func (p *poller) watch(pid int, onExit func()) (func(), error) {
+	start, err := startToken(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func (p *pidPoller) watch(pid int, onExit func()) (func(), error) {
 	}, nil
 }
 
-func (p *pidPoller) loop(stop chan struct{}) {
+func (p *poller) loop(stop chan struct{}) {
 	tick := time.NewTicker(p.interval)
 	defer tick.Stop()
 	for {
@@ -64,12 +64,12 @@ func (p *pidPoller) loop(stop chan struct{}) {
 }
 
 // exited removes and returns the callbacks of processes that are gone.
-func (p *pidPoller) exited() []func() {
+func (p *poller) exited() []func() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var gone []func()
 	for id, w := range p.watches {
-		if start, err := processStart(w.pid); err != nil || start != w.start {
+		if start, err := startToken(w.pid); err != nil || start != w.start {
 			gone = append(gone, w.onExit)
 			delete(p.watches, id)
 		}
@@ -77,7 +77,7 @@ func (p *pidPoller) exited() []func() {
 	return gone
 }
 
-func (p *pidPoller) close() {
+func (p *poller) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stop != nil {
