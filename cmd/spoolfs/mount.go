@@ -230,7 +230,15 @@ func (c *mountConfig) resolve(mountpoint string) (*mountPlan, error) {
 		return nil, fmt.Errorf("--spill-dir %s: %v", p.spillDir, err)
 	}
 	freeDisk := int64(disk.Bavail) * int64(disk.Bsize)
-	physical := physicalMemory()
+	if err := c.resolveValues(p, freeDisk, physicalMemory()); err != nil {
+		return nil, err
+	}
+	return p, p.check()
+}
+
+// resolveValues fills in p's sizes and session policy from the flags, the
+// free space on the spill disk and the machine's physical memory.
+func (c *mountConfig) resolveValues(p *mountPlan, freeDisk, physical int64) error {
 	if !c.size.set {
 		c.size.percent = 50
 	}
@@ -251,7 +259,7 @@ func (c *mountConfig) resolve(mountpoint string) (*mountPlan, error) {
 		TTL: time.Duration(c.sessionTTL), Idle: time.Duration(c.sessionIdle),
 		Bytes: c.sessionSize.resolve(p.size), Inodes: c.sessionInodes.n,
 	}
-	return p, p.check()
+	return nil
 }
 
 func (p *mountPlan) check() error {
