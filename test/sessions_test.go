@@ -502,6 +502,53 @@ func TestSessionLs(t *testing.T) {
 	}
 }
 
+// TestSessionNoAccidentalNone: a session's limits, through 'session new'
+// or its attributes, refuse what is not a whole number of bytes, inodes or
+// nanoseconds, rather than read it as 0, "none". Each of these was once
+// accepted as "none".
+func TestSessionNoAccidentalNone(t *testing.T) {
+	m := newMount(t, inRAM)
+	for _, args := range [][]string{{"--size", "0.5"}, {"--inodes", "0.5"}, {"--ttl", "0.1ns"}, {"--idle", "-0s"}, {"--size", "NaN"}} {
+		code, stdout, stderr := runSpoolfs(t, append([]string{"session", "new", m.Dir}, args...)...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], args[0]) {
+			t.Errorf("session new %q: exit %d, stdout %q, stderr %q; want exit 2 and one line naming %s", args, code, stdout, stderr, args[0])
+		}
+	}
+	if entries, _ := os.ReadDir(m.Dir); len(entries) != 0 {
+		t.Errorf("refused 'session new' left %d sessions", len(entries))
+	}
+
+	s := filepath.Join(m.Dir, "s")
+	if err := os.Mkdir(s, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string][]string{
+		"ttl":    {"0.1ns", "0.9ns", "-0s", "NaN", "Inf", "1e3h", "9999999999h"},
+		"idle":   {"0.5ns", "-0s", "NaNh"},
+		"size":   {"0.5", "1.5", "-0", "NaN", "Inf", "1e400", "0x10", "99999999999999999999"},
+		"inodes": {"0.5", "-0", "+Inf"},
+	}
+	for name, values := range bad {
+		attr, good := "user.spoolfs."+name, "4096"
+		if name == "ttl" || name == "idle" {
+			good = "1h"
+		}
+		if err := unix.Setxattr(s, attr, []byte(good), 0); err != nil {
+			t.Fatalf("setting %s: %v", attr, err)
+		}
+		before := make([]byte, 64)
+		n, _ := unix.Getxattr(s, attr, before)
+		for _, v := range values {
+			wantErrno(t, unix.Setxattr(s, attr, []byte(v), 0), syscall.EINVAL, attr+"="+v)
+			got := make([]byte, 64)
+			if k, err := unix.Getxattr(s, attr, got); err != nil || string(got[:k]) != string(before[:n]) {
+				t.Errorf("%s after a refused %q: %q, %v; want %q", attr, v, got[:k], err, before[:n])
+			}
+		}
+	}
+}
+
 // TestSessionRmWaits: 'session rm' returns once the session is gone and its
 // space free.
 func TestSessionRmWaits(t *testing.T) {
