@@ -502,6 +502,59 @@ func TestSessionLs(t *testing.T) {
 	}
 }
 
+// TestSessionLsQuotesNames: a session name with a newline, a tab or a
+// right-to-left override cannot break or forge rows of 'session ls' and
+// 'status': the tables quote it as ls(1) does; --json is unchanged.
+func TestSessionLsQuotesNames(t *testing.T) {
+	m := newMount(t, inRAM)
+	quoted := map[string]string{
+		"plain":                       "plain",
+		"a b":                         "'a b'",
+		"evil\nroot  1.0 MiB  forged": `'evil'$'\n''root  1.0 MiB  forged'`,
+		"tab\tbed":                    `'tab'$'\t''bed'`,
+		"x\u202etxt.exe":              `'x'$'\u202e''txt.exe'`,
+		"it's":                        `"it's"`,
+		"\x1b]0;pwned\a":              `''$'\033'']0;pwned'$'\a'`,
+	}
+	for name := range quoted {
+		if err := os.Mkdir(filepath.Join(m.Dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"session", "ls", m.Dir}, {"status", m.Dir}} {
+		out := sessCLI(t, args...)
+		if strings.ContainsAny(out, "\t\u202e\x1b\a") {
+			t.Errorf("spoolfs %s: raw control or format characters in the table:\n%q", args[0], out)
+		}
+		table := out[strings.Index(out, "NAME"):]
+		lines := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
+		if len(lines) != 1+len(quoted) {
+			t.Errorf("spoolfs %s: %d rows for %d sessions:\n%q", args[0], len(lines)-1, len(quoted), table)
+		}
+		for _, want := range quoted {
+			found := false
+			for _, l := range lines[1:] {
+				found = found || strings.HasPrefix(l, want+" ")
+			}
+			if !found {
+				t.Errorf("spoolfs %s: no row starts with %s:\n%q", args[0], want, table)
+			}
+		}
+	}
+	// --json is for scripts: the names exactly, escaped only as JSON is.
+	out := sessCLI(t, "session", "ls", m.Dir, "--json")
+	var list []sessInfo
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	for name := range quoted {
+		encoded, _ := json.Marshal(name)
+		if sessFind(list, name) == nil || !strings.Contains(out, `"name": `+string(encoded)) {
+			t.Errorf("session ls --json lacks the name %s:\n%s", encoded, out)
+		}
+	}
+}
+
 // TestSessionNoAccidentalNone: a session's limits, through 'session new'
 // or its attributes, refuse what is not a whole number of bytes, inodes or
 // nanoseconds, rather than read it as 0, "none". Each of these was once
