@@ -267,19 +267,36 @@ func (s *session) setPolicy(name, value string, capped bool) error {
 	return nil
 }
 
-// ParsePolicyDuration reads a ttl or idle value: a Go duration ("90s",
-// "2h"), or "0"/"none" for none. With capped, zero and values above a
-// non-zero ceiling are refused.
+// ParseDuration reads a session's ttl or idle, as the daemon and the
+// CLI's duration flags do: a Go duration ("90s", "2h", "0"). It refuses a
+// negative value (even "-0s") and one that is not zero but rounds down to
+// nothing ("0.1ns"): zero means "none", which is never what such a value
+// asked for.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "-") {
+		return 0, errors.New("a duration cannot be negative")
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, errors.New("not a duration")
+	case d == 0 && strings.ContainsAny(s, "123456789"):
+		return 0, errors.New("less than 1ns")
+	}
+	return d, nil
+}
+
+// parsePolicyDuration reads a ttl or idle value: a duration as
+// ParseDuration reads it, or "none" (or nothing) for none. With capped,
+// none and values above a non-zero ceiling are refused.
 func parsePolicyDuration(value string, ceiling time.Duration, capped bool) (time.Duration, error) {
 	value = strings.TrimSpace(value)
 	var d time.Duration
-	if value != "0" && value != "none" && value != "" {
+	if value != "none" && value != "" {
 		var err error
-		if d, err = time.ParseDuration(value); err != nil {
-			return 0, fmt.Errorf("%q is not a duration", value)
-		}
-		if d < 0 {
-			return 0, fmt.Errorf("%q is negative", value)
+		if d, err = ParseDuration(value); err != nil {
+			return 0, fmt.Errorf("%q: %v", value, err)
 		}
 	}
 	if capped && ceiling > 0 && (d == 0 || d > ceiling) {
@@ -289,13 +306,13 @@ func parsePolicyDuration(value string, ceiling time.Duration, capped bool) (time
 }
 
 // parsePolicyCount reads a size or inodes value: a decimal number, 0 or
-// "none" for none.
+// "none" for none. Never negative, not even "-0".
 func parsePolicyCount(value string, ceiling int64, capped bool) (int64, error) {
 	value = strings.TrimSpace(value)
 	var n int64
 	if value != "none" && value != "" {
 		var err error
-		if n, err = strconv.ParseInt(value, 10, 64); err != nil || n < 0 {
+		if n, err = strconv.ParseInt(value, 10, 64); err != nil || n < 0 || strings.HasPrefix(value, "-") {
 			return 0, fmt.Errorf("%q is not a non-negative whole number", value)
 		}
 	}

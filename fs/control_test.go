@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +27,17 @@ func TestParsePolicyDuration(t *testing.T) {
 		{in: "0", ceiling: 2 * time.Hour, capped: true, bad: true},
 		{in: "1h", ceiling: 2 * time.Hour, capped: true, want: time.Hour},
 		{in: "3h", ceiling: 2 * time.Hour, capped: false, want: 3 * time.Hour},
+		{in: "0s", want: 0},
+		{in: "0.5s", want: 500 * time.Millisecond},
+		// Not zero, yet once read as 0, which is "none".
+		{in: "0.1ns", bad: true},
+		{in: "0.9ns", bad: true},
+		{in: "-0s", bad: true},
+		{in: "NaN", bad: true},
+		{in: "Inf", bad: true},
+		{in: "+Infh", bad: true},
+		{in: "1e3h", bad: true},
+		{in: "9999999999h", bad: true},
 	}
 	for _, c := range cases {
 		got, err := parsePolicyDuration(c.in, c.ceiling, c.capped)
@@ -41,7 +53,7 @@ func TestParsePolicyCount(t *testing.T) {
 			t.Errorf("parsePolicyCount(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"-1", "1.5", "5G", "0x10", "99999999999999999999"} {
+	for _, in := range []string{"-1", "1.5", "0.5", "5G", "0x10", "99999999999999999999", "NaN", "Inf", "1e3", "-0"} {
 		if got, err := parsePolicyCount(in, 0, false); err == nil {
 			t.Errorf("parsePolicyCount(%q) = %d; want an error", in, got)
 		}
@@ -53,9 +65,11 @@ func TestParsePolicyCount(t *testing.T) {
 
 // FuzzPolicyValue: whatever a user writes into a session attribute is
 // parsed or refused, never a panic, never a negative limit, never past a
-// ceiling for a capped caller.
+// ceiling for a capped caller, and never "none" (0) unless that is what
+// was written: "none", nothing, or zeros and no other digit.
 func FuzzPolicyValue(f *testing.F) {
-	for _, s := range []string{"2h", "0", "none", "-1", "1e9", "9223372036854775807", "ancestor:3", "ancestor:-1", "ancestor:", "12"} {
+	for _, s := range []string{"2h", "0", "none", "-1", "1e9", "9223372036854775807", "ancestor:3", "ancestor:-1", "ancestor:", "12",
+		"NaN", "Inf", "+Inf", "0.5", "0.1ns", "-0", "-0s", "1e400", "0x10", "99999999999999999999", "2562048h"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -65,6 +79,14 @@ func FuzzPolicyValue(f *testing.F) {
 		}
 		if n, err := parsePolicyCount(s, 1000, true); err == nil && (n <= 0 || n > 1000) {
 			t.Errorf("count %q -> %d past the ceiling", s, n)
+		}
+		v := strings.TrimSpace(s)
+		saysZero := v == "none" || v == "" || strings.Contains(v, "0") && !strings.ContainsAny(v, "123456789")
+		if d, err := parsePolicyDuration(s, 0, false); err == nil && (d < 0 || d == 0 && !saysZero) {
+			t.Errorf("duration %q -> %v", s, d)
+		}
+		if n, err := parsePolicyCount(s, 0, false); err == nil && (n < 0 || n == 0 && !saysZero) {
+			t.Errorf("count %q -> %d", s, n)
 		}
 		// An owner value from a caller the daemon cannot see is refused
 		// or resolved, never a panic.

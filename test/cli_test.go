@@ -121,6 +121,64 @@ func TestCLIBadInput(t *testing.T) {
 	}
 }
 
+// TestCLINoAccidentalUnlimited: NaN, infinities, a fraction of a byte, an
+// inode or a nanosecond, values that overflow, and percentages that come to
+// nothing are refused: one line naming the flag, exit 2, nothing mounted.
+// Each of these once mounted with no limit (a size of 0), no RAM, or no
+// session lifetime, because it was read as 0.
+func TestCLINoAccidentalUnlimited(t *testing.T) {
+	requireFUSE(t)
+	dir, spillDir := t.TempDir(), t.TempDir()
+	cases := []struct {
+		flag string // what the error must name
+		args []string
+	}{
+		{"--size", []string{"--size", "NaN%"}},
+		{"--size", []string{"--size", "0.5"}},
+		{"--size", []string{"--size", "+Inf%"}},
+		{"--size", []string{"--size", "1e400"}},
+		{"--size", []string{"--size", "0.0000000000000000000001%"}},
+		{"--inodes", []string{"--inodes", "0.5"}},
+		{"--ram", []string{"--ram", "NaN%"}},
+		{"--ram", []string{"--ram", "0.5"}},
+		{"--spill-threshold", []string{"--spill-threshold", "NaN%"}},
+		{"--spill-threshold", []string{"--ram", "0", "--spill-threshold", "50%"}},
+		{"--session-size", []string{"--session-size", "NaN%"}},
+		{"--session-size", []string{"--size", "0", "--session-size", "50%"}},
+		{"--session-inodes", []string{"--session-inodes", "0.5"}},
+		{"--session-ttl", []string{"--session-ttl", "0.1ns"}},
+		{"--session-idle", []string{"--session-idle", "NaNs"}},
+		{"--lifetime", []string{"--lifetime", "-0s"}},
+		{"--lifetime", []string{"--lifetime", "9999999999h"}},
+		{"-o size", []string{"-o", "size=NaN%"}},
+		{"-o ram", []string{"-o", "ram=0.5"}},
+		{"-o session_ttl", []string{"-o", "size=1G,session_ttl=0.5ns"}},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			args := append(append([]string{"mount", "--spill-dir", spillDir}, c.args...), dir)
+			wantRefused(t, dir, c.flag, args...)
+		})
+	}
+	// The form mount(8) runs through mount.fuse3.
+	wantRefused(t, dir, "-o size", "spoolfs", dir, "-o", "size=NaN%,spill_dir="+spillDir)
+}
+
+// wantRefused runs spoolfs with args and fails unless it exits 2 with one
+// line of error that names flag, and leaves dir unmounted.
+func wantRefused(t *testing.T, dir, flag string, args ...string) {
+	t.Helper()
+	code, _, stderr := runSpoolfs(t, args...)
+	if spoolfs.IsMounted(dir) {
+		spoolfs.Unmount(dir)
+		t.Errorf("%q mounted %s", args, dir)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], flag) {
+		t.Errorf("%q: exit %d, stderr %q; want exit 2 and one line naming %s", args, code, stderr, flag)
+	}
+}
+
 // TestCLIKilledDaemon: after SIGKILL the mount point is dead, no byte of
 // file data is left on disk, and both 'spoolfs mount' and 'spoolfs umount'
 // clear the dead mount.

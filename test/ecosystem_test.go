@@ -103,6 +103,45 @@ func TestMountHelper(t *testing.T) {
 	}
 }
 
+// TestMountHelperBadValue: a value that once read as "no limit" fails
+// mount(8) and an fstab line too, with spoolfs's one line naming the
+// option, and mounts nothing. It names the binary in the source
+// ("PROGRAM#SOURCE", which mount.fuse3 runs as PROGRAM SOURCE MOUNTPOINT -o
+// OPTIONS, as for fuse.spoolfs), so that it runs this build rather than
+// whatever spoolfs is installed.
+func TestMountHelperBadValue(t *testing.T) {
+	requireFUSE(t)
+	if _, err := exec.LookPath("mount.fuse3"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("mount.fuse3 (package fuse3) is missing")
+		}
+		t.Skip("mount.fuse3 (package fuse3) is missing")
+	}
+	source := spoolfsBinary(t) + "#spoolfs"
+	for _, how := range []string{"mount -t", "fstab"} {
+		t.Run(how, func(t *testing.T) {
+			dir, spillDir := t.TempDir(), t.TempDir()
+			opts := "size=NaN%,spill_dir=" + spillDir
+			cmd := exec.Command("mount", "-t", "fuse", source, dir, "-o", opts)
+			if how == "fstab" {
+				fstab := filepath.Join(t.TempDir(), "fstab")
+				if err := os.WriteFile(fstab, []byte(source+" "+dir+" fuse "+opts+" 0 0\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				cmd = exec.Command("mount", "--fstab", fstab, dir)
+			}
+			out, err := cmd.CombinedOutput()
+			if spoolfs.IsMounted(dir) {
+				spoolfs.Unmount(dir)
+				t.Errorf("%v mounted %s", cmd.Args, dir)
+			}
+			if err == nil || !strings.Contains(string(out), `spoolfs mount: -o size: "NaN%"`) {
+				t.Errorf("%v: %v, output %q; want a failure naming -o size", cmd.Args, err, out)
+			}
+		})
+	}
+}
+
 // TestSystemdNotify runs the example unit's command as systemd would for
 // Type=notify, listening on its own notify socket: READY=1 (with STATUS
 // and MAINPID) once the mount answers, STOPPING=1 on SIGTERM, exit 0.

@@ -502,6 +502,106 @@ func TestSessionLs(t *testing.T) {
 	}
 }
 
+// TestSessionLsQuotesNames: a session name with a newline, a tab or a
+// right-to-left override cannot break or forge rows of 'session ls' and
+// 'status': the tables quote it as ls(1) does; --json is unchanged.
+func TestSessionLsQuotesNames(t *testing.T) {
+	m := newMount(t, inRAM)
+	quoted := map[string]string{
+		"plain":                       "plain",
+		"a b":                         "'a b'",
+		"evil\nroot  1.0 MiB  forged": `'evil'$'\n''root  1.0 MiB  forged'`,
+		"tab\tbed":                    `'tab'$'\t''bed'`,
+		"x\u202etxt.exe":              `'x'$'\u202e''txt.exe'`,
+		"it's":                        `"it's"`,
+		"\x1b]0;pwned\a":              `''$'\033'']0;pwned'$'\a'`,
+	}
+	for name := range quoted {
+		if err := os.Mkdir(filepath.Join(m.Dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"session", "ls", m.Dir}, {"status", m.Dir}} {
+		out := sessCLI(t, args...)
+		if strings.ContainsAny(out, "\t\u202e\x1b\a") {
+			t.Errorf("spoolfs %s: raw control or format characters in the table:\n%q", args[0], out)
+		}
+		table := out[strings.Index(out, "NAME"):]
+		lines := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
+		if len(lines) != 1+len(quoted) {
+			t.Errorf("spoolfs %s: %d rows for %d sessions:\n%q", args[0], len(lines)-1, len(quoted), table)
+		}
+		for _, want := range quoted {
+			found := false
+			for _, l := range lines[1:] {
+				found = found || strings.HasPrefix(l, want+" ")
+			}
+			if !found {
+				t.Errorf("spoolfs %s: no row starts with %s:\n%q", args[0], want, table)
+			}
+		}
+	}
+	// --json is for scripts: the names exactly, escaped only as JSON is.
+	out := sessCLI(t, "session", "ls", m.Dir, "--json")
+	var list []sessInfo
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	for name := range quoted {
+		encoded, _ := json.Marshal(name)
+		if sessFind(list, name) == nil || !strings.Contains(out, `"name": `+string(encoded)) {
+			t.Errorf("session ls --json lacks the name %s:\n%s", encoded, out)
+		}
+	}
+}
+
+// TestSessionNoAccidentalNone: a session's limits, through 'session new'
+// or its attributes, refuse what is not a whole number of bytes, inodes or
+// nanoseconds, rather than read it as 0, "none". Each of these was once
+// accepted as "none".
+func TestSessionNoAccidentalNone(t *testing.T) {
+	m := newMount(t, inRAM)
+	for _, args := range [][]string{{"--size", "0.5"}, {"--inodes", "0.5"}, {"--ttl", "0.1ns"}, {"--idle", "-0s"}, {"--size", "NaN"}} {
+		code, stdout, stderr := runSpoolfs(t, append([]string{"session", "new", m.Dir}, args...)...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], args[0]) {
+			t.Errorf("session new %q: exit %d, stdout %q, stderr %q; want exit 2 and one line naming %s", args, code, stdout, stderr, args[0])
+		}
+	}
+	if entries, _ := os.ReadDir(m.Dir); len(entries) != 0 {
+		t.Errorf("refused 'session new' left %d sessions", len(entries))
+	}
+
+	s := filepath.Join(m.Dir, "s")
+	if err := os.Mkdir(s, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string][]string{
+		"ttl":    {"0.1ns", "0.9ns", "-0s", "NaN", "Inf", "1e3h", "9999999999h"},
+		"idle":   {"0.5ns", "-0s", "NaNh"},
+		"size":   {"0.5", "1.5", "-0", "NaN", "Inf", "1e400", "0x10", "99999999999999999999"},
+		"inodes": {"0.5", "-0", "+Inf"},
+	}
+	for name, values := range bad {
+		attr, good := "user.spoolfs."+name, "4096"
+		if name == "ttl" || name == "idle" {
+			good = "1h"
+		}
+		if err := unix.Setxattr(s, attr, []byte(good), 0); err != nil {
+			t.Fatalf("setting %s: %v", attr, err)
+		}
+		before := make([]byte, 64)
+		n, _ := unix.Getxattr(s, attr, before)
+		for _, v := range values {
+			wantErrno(t, unix.Setxattr(s, attr, []byte(v), 0), syscall.EINVAL, attr+"="+v)
+			got := make([]byte, 64)
+			if k, err := unix.Getxattr(s, attr, got); err != nil || string(got[:k]) != string(before[:n]) {
+				t.Errorf("%s after a refused %q: %q, %v; want %q", attr, v, got[:k], err, before[:n])
+			}
+		}
+	}
+}
+
 // TestSessionRmWaits: 'session rm' returns once the session is gone and its
 // space free.
 func TestSessionRmWaits(t *testing.T) {

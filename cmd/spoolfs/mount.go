@@ -229,29 +229,65 @@ func (c *mountConfig) resolve(mountpoint string) (*mountPlan, error) {
 	if err := unix.Statfs(p.spillDir, &disk); err != nil {
 		return nil, fmt.Errorf("--spill-dir %s: %v", p.spillDir, err)
 	}
-	freeDisk := int64(disk.Bavail) * int64(disk.Bsize)
-	physical := physicalMemory()
+	freeDisk := freeBytes(int64(disk.Bavail), int64(disk.Bsize))
+	if err := c.resolveValues(p, freeDisk, physicalMemory()); err != nil {
+		return nil, err
+	}
+	return p, p.check()
+}
+
+// freeBytes is blocks × block size, without wrapping on a filesystem that
+// reports absurd figures (a negative count, as FreeBSD's over-reserved
+// disks do, is no space).
+func freeBytes(blocks, blockSize int64) int64 {
+	switch {
+	case blocks <= 0 || blockSize <= 0:
+		return 0
+	case blocks > maxBytes/blockSize:
+		return maxBytes
+	}
+	return blocks * blockSize
+}
+
+// resolveValues fills in p's sizes and session policy from the flags, the
+// free space on the spill disk and the machine's physical memory. Every
+// percentage must come to at least a byte: 0 would mean "no limit".
+func (c *mountConfig) resolveValues(p *mountPlan, freeDisk, physical int64) error {
 	if !c.size.set {
-		c.size.percent = 50
+		c.size = byteSize{percent: 50, text: "50%"}
 	}
-	p.size = c.size.resolve(freeDisk)
 	if !c.ram.set {
-		c.ram.percent = 25
+		c.ram = byteSize{percent: 25, text: "25%"}
 	}
-	p.ram = c.ram.resolve(physical)
+	var err error
+	if p.size, err = c.size.resolve(freeDisk, "the free space on the spill disk"); err != nil {
+		return fmt.Errorf("--size %v", err)
+	}
+	if p.ram, err = c.ram.resolve(physical, "physical memory"); err != nil {
+		return fmt.Errorf("--ram %v", err)
+	}
 	p.inodes = c.inodes.n
 	if !c.inodes.set {
 		p.inodes = physical / 8192
 	}
-	p.threshold = c.threshold.resolve(p.ram)
-	if !c.threshold.set {
-		p.threshold = min(defaultThreshold, p.ram)
+	p.threshold = min(defaultThreshold, p.ram)
+	if c.threshold.set {
+		if p.threshold, err = c.threshold.resolve(p.ram, "--ram"); err != nil {
+			return fmt.Errorf("--spill-threshold %v", err)
+		}
+	}
+	if c.sessionSize.percent > 0 && p.size == 0 {
+		return fmt.Errorf("--session-size %s: a share of --size, which has no limit", c.sessionSize.text)
+	}
+	sessionBytes, err := c.sessionSize.resolve(p.size, "--size")
+	if err != nil {
+		return fmt.Errorf("--session-size %v", err)
 	}
 	p.sessions = spoolfs.SessionPolicy{
 		TTL: time.Duration(c.sessionTTL), Idle: time.Duration(c.sessionIdle),
-		Bytes: c.sessionSize.resolve(p.size), Inodes: c.sessionInodes.n,
+		Bytes: sessionBytes, Inodes: c.sessionInodes.n,
 	}
-	return p, p.check()
+	return nil
 }
 
 func (p *mountPlan) check() error {

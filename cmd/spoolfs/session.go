@@ -214,14 +214,18 @@ func sessionLs(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// printSessions prints the table for people. Every text column comes from
+// someone else (a session's owner names it; user names come from the
+// system; the rest from whoever serves the mount) and is quoted as ls
+// quotes names, so that no value can break or forge a row.
 func printSessions(w io.Writer, sessions []*sessionInfo, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tOWNER\tUSED\tRAM\tDISK\tINODES\tSIZE LIMIT\tLEFT\tENDS BY")
 	for _, s := range sessions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, userName(s.Owner),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", quoteName(s.Name), quoteName(userName(s.Owner)),
 			humanize.IBytes(uint64(s.Usage.Bytes)), humanize.IBytes(uint64(s.Usage.RAM)),
 			humanize.IBytes(uint64(s.Usage.Disk)), s.Usage.Inodes, limitText(s.Size),
-			timeLeft(s.Expires, now), s.Reason)
+			quoteName(timeLeft(s.Expires, now)), quoteName(s.Reason))
 	}
 	tw.Flush()
 }
