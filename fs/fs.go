@@ -108,8 +108,8 @@ func (f *FS) Options() *gofs.Options {
 		NegativeTimeout: &timeout,
 		RootStableAttr:  &gofs.StableAttr{Ino: 1},
 		MountOptions: fuse.MountOptions{
-			FsName:       "spoolfs",
-			Name:         "spoolfs",
+			FsName:       fsName,
+			Name:         fsName,
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
 			// Every change to a file's bytes goes through the kernel, so

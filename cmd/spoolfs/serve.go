@@ -233,7 +233,7 @@ func mount(p *mountPlan, logger *slog.Logger, met *metrics, tuner *procTuner) (*
 		trace := log.New(redactingWriter{os.Stderr}, "", log.Lmicroseconds)
 		opts.Logger, opts.MountOptions.Logger = trace, trace
 	}
-	if err := spoolfs.ClearDeadMount(p.dir); err != nil {
+	if err := spoolfs.ClearDeadMounts(p.dir); err != nil {
 		fsys.Close()
 		return nil, nil, err
 	}
