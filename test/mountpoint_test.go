@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -144,5 +145,34 @@ func TestCLIMountOnOtherFilesystem(t *testing.T) {
 	wantOneLineRefusal(t, code, stderr, "tmpfs")
 	if n := mountsOn(t, dir); n != 1 {
 		t.Errorf("%d mounts on %s, want only the tmpfs", n, dir)
+	}
+}
+
+// TestCLIMountRace: two 'spoolfs mount' of one directory at once make one
+// mount; the other is refused.
+func TestCLIMountRace(t *testing.T) {
+	requireFUSE(t)
+	for round := range 3 {
+		dir, spillDir := t.TempDir(), t.TempDir()
+		t.Cleanup(func() { checkNothingLeft(t, dir, spillDir) })
+		t.Cleanup(func() { unmountAll(t, dir) })
+		var wg sync.WaitGroup
+		codes := make([]int, 2)
+		stderrs := make([]string, 2)
+		for i := range codes {
+			wg.Go(func() { codes[i], _, stderrs[i] = runSpoolfs(t, "mount", "--spill-dir", spillDir, dir) })
+		}
+		wg.Wait()
+		if n := mountsOn(t, dir); n != 1 {
+			t.Fatalf("round %d: %d mounts on %s, want 1 (exits %v, stderr %q)", round, n, dir, codes, stderrs)
+		}
+		loser := 0
+		if codes[0] == 0 {
+			loser = 1
+		}
+		if codes[1-loser] != 0 {
+			t.Fatalf("round %d: no mount succeeded: exits %v, stderr %q", round, codes, stderrs)
+		}
+		wantOneLineRefusal(t, codes[loser], stderrs[loser], "already mounted")
 	}
 }

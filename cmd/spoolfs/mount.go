@@ -99,13 +99,24 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
 		return exitUsage
 	}
+	// From the check that dir is free until it is mounted, no other
+	// 'spoolfs mount' of it may run. A daemon's parent holds the lock
+	// until the daemon reports, so the daemon takes none.
+	unlock := func() {}
+	if !isDaemonChild() {
+		unlock = lockMountParent(dir)
+	}
+	defer unlock()
 	plan, err := c.resolve(dir)
 	if err != nil {
+		if isDaemonChild() { // what changed since the parent's checks: tell it why
+			newReadyReporter().report(err)
+		}
 		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
 		return exitUsage
 	}
 	if c.foreground || c.debug {
-		return serve(plan, nil, stderr)
+		return serve(plan, unlock, stderr)
 	}
 	return daemonize(plan, args, stderr)
 }
