@@ -1,7 +1,9 @@
 package test
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -174,5 +176,50 @@ func TestCLIMountRace(t *testing.T) {
 			t.Fatalf("round %d: no mount succeeded: exits %v, stderr %q", round, codes, stderrs)
 		}
 		wantOneLineRefusal(t, codes[loser], stderrs[loser], "already mounted")
+	}
+}
+
+// TestMakeMountTwice: a second 'make mount' says that spoolfs is already
+// mounted, leaves the first mount alone and does not fail: the target
+// promises a mounted spoolfs, which there is. After a kill -9, 'make mount'
+// replaces the dead mount.
+func TestMakeMountTwice(t *testing.T) {
+	requireFUSE(t)
+	dir, spillDir := t.TempDir(), t.TempDir()
+	bin := fmt.Sprintf("bin/spoolfs-maketest-%d", os.Getpid()) // relative: the Makefile runs ./$(BIN)
+	t.Cleanup(func() { os.Remove(filepath.Join("..", bin)) })
+	t.Cleanup(func() { checkNothingLeft(t, dir, spillDir) })
+	t.Cleanup(func() { unmountAll(t, dir) })
+	makeMount := func() string {
+		t.Helper()
+		cmd := exec.Command("make", "-s", "-C", "..", "mount", "MOUNTPOINT="+dir, "BIN="+bin)
+		cmd.Env = append(os.Environ(), "TMPDIR="+spillDir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make mount: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	makeMount()
+	writeFile(t, filepath.Join(dir, "kept"), []byte("x"))
+	out := makeMount()
+	if !strings.Contains(out, "already mounted") {
+		t.Errorf("second make mount does not say it is already mounted:\n%s", out)
+	}
+	if n := mountsOn(t, dir); n != 1 {
+		t.Fatalf("%d mounts on %s, want 1", n, dir)
+	}
+	checkContent(t, filepath.Join(dir, "kept"), []byte("x"))
+
+	pid := daemonPID(dir)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the daemon to die", func() bool { return syscall.Kill(pid, 0) != nil || isZombie(pid) })
+	if out := makeMount(); !strings.Contains(out, "spoolfs mounted at") {
+		t.Errorf("make mount over a dead mount:\n%s", out)
+	}
+	if n := mountsOn(t, dir); n != 1 {
+		t.Fatalf("%d mounts on %s after the dead one was replaced, want 1", n, dir)
 	}
 }
