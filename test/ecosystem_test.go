@@ -104,6 +104,66 @@ func TestMountHelper(t *testing.T) {
 	}
 }
 
+// TestMountHelperSuidDev: through mount(8) and mount.fuse3, spoolfs is
+// nosuid and nodev unless the administrator wrote suid or dev, on mount's
+// command line or in fstab ("defaults" does not count). mount.fuse3 appends
+// "dev,suid" to every option list without nodev and nosuid, and mount(8)
+// passes neither an explicit suid nor dev on, so spoolfs used to end up with
+// setuid programs and devices allowed on every mount(8) route.
+func TestMountHelperSuidDev(t *testing.T) {
+	requireFUSE(t)
+	fstype := installForMountHelper(t)
+	cases := []struct {
+		name          string
+		fstab, cmd    string // options in an fstab line (none: mount -t), and after mount -o
+		nosuid, nodev bool
+	}{
+		{"mount -t", "", "size=64M", true, true},
+		{"mount -t suid dev", "", "size=64M,suid,dev", false, false},
+		{"mount -t dev", "", "dev,size=64M", true, false},
+		{"mount -t nosuid then suid", "", "nosuid,suid", false, true},
+		{"fstab", "defaults,size=64M,nofail", "", true, true},
+		{"fstab suid", "size=64M,suid", "", false, true},
+		{"fstab suid then mount -o nosuid", "suid", "nosuid", true, true},
+		{"fstab nodev then mount -o dev", "nodev", "dev", true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { // no comma in the name: it is in the paths in -o
+			dir, spillDir := t.TempDir(), t.TempDir()
+			args := []string{"-t", fstype, "spoolfs", dir, "-o", c.cmd + ",spill_dir=" + spillDir}
+			if c.fstab != "" {
+				fstab := filepath.Join(t.TempDir(), "fstab")
+				line := "spoolfs " + dir + " " + fstype + " " + c.fstab + ",spill_dir=" + spillDir + " 0 0\n"
+				if err := os.WriteFile(fstab, []byte(line), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args = []string{"--fstab", fstab, dir}
+				if c.cmd != "" {
+					args = append(args, "-o", c.cmd)
+				}
+			}
+			t.Cleanup(func() { checkNothingLeft(t, dir, spillDir) })
+			t.Cleanup(func() { unmountAll(t, dir) })
+			if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+				t.Fatalf("mount %v: %v\n%s", args, err, out)
+			}
+			var st unix.Statfs_t
+			if err := unix.Statfs(dir, &st); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Flags&unix.ST_NOSUID != 0; got != c.nosuid {
+				t.Errorf("mount %v: nosuid is %v, want %v", args, got, c.nosuid)
+			}
+			if got := st.Flags&unix.ST_NODEV != 0; got != c.nodev {
+				t.Errorf("mount %v: nodev is %v, want %v", args, got, c.nodev)
+			}
+			if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+				t.Fatalf("umount: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
 // TestSystemdNotify runs the example unit's command as systemd would for
 // Type=notify, listening on its own notify socket: READY=1 (with STATUS
 // and MAINPID) once the mount answers, STOPPING=1 on SIGTERM, exit 0.
