@@ -26,11 +26,21 @@ all: build
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/spoolfs
 
-# Build, then mount with the defaults at $(MOUNTPOINT) (run as root).
+# Build, then mount with the defaults at $(MOUNTPOINT) (run as root). A live
+# spoolfs there already is left alone, and that is no failure: what the
+# target promises, a spoolfs at $(MOUNTPOINT), holds; only it still runs the
+# build that mounted it. A dead one (its daemon killed) is replaced. mkdir
+# fails on a dead mount, which 'spoolfs mount' then clears.
 mount: build
-	mkdir -p $(MOUNTPOINT)
-	./$(BIN) mount $(MOUNTPOINT)
-	@echo "spoolfs mounted at $(MOUNTPOINT); 'df -h $(MOUNTPOINT)' shows its size, '$(BIN) umount $(MOUNTPOINT)' deletes everything"
+	@mkdir -p $(MOUNTPOINT) 2>/dev/null || true
+	@if out=$$(./$(BIN) mount $(MOUNTPOINT) 2>&1); then \
+		echo "spoolfs mounted at $(MOUNTPOINT); 'df -h $(MOUNTPOINT)' shows its size, '$(BIN) umount $(MOUNTPOINT)' deletes everything"; \
+	elif echo "$$out" | grep -q "already mounted"; then \
+		echo "$$out"; \
+		echo "make mount: left as it is; '$(BIN) umount $(MOUNTPOINT)' first to mount this build"; \
+	else \
+		echo "$$out" >&2; exit 1; \
+	fi
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/spoolfs

@@ -112,8 +112,8 @@ func (f *FS) Options() *gofs.Options {
 		// 0644 or 0755, and default_permissions enforces that.
 		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
-			FsName:       "spoolfs",
-			Name:         "spoolfs",
+			FsName:       fsName,
+			Name:         fsName,
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
 			// Every change to a file's bytes goes through the kernel, so

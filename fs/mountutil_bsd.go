@@ -32,14 +32,24 @@ func IsDeadMountError(err error) bool {
 	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ENXIO)
 }
 
-// ClearDeadMount force-unmounts dir if its server is gone.
-func ClearDeadMount(dir string) error {
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); IsDeadMountError(err) {
-		return unix.Unmount(dir, unix.MNT_FORCE)
+// CheckMountpoint says whether dir can be mounted on: nil for a directory
+// that nothing is mounted on, ErrDeadMount for a FUSE mount whose server is
+// gone, else a *MountedError naming what is there. statfs(2) here cannot
+// tell spoolfs from another FUSE filesystem.
+func CheckMountpoint(dir string) error {
+	var st unix.Statfs_t
+	err := unix.Statfs(dir, &st)
+	if IsDeadMountError(err) {
+		return ErrDeadMount
 	}
-	return nil
+	if err != nil || unix.ByteSliceToString(st.Mntonname[:]) != dir {
+		return nil
+	}
+	return &MountedError{Dir: dir, FSType: unix.ByteSliceToString(st.Fstypename[:])}
 }
+
+// detach force-unmounts dir: there is no lazy unmount here.
+func detach(dir string) error { return unix.Unmount(dir, unix.MNT_FORCE) }
 
 // Unmount unmounts dir, forcing it if busy.
 func Unmount(dir string) error {

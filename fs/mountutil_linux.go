@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,36 +50,51 @@ func ensureFusectl() error {
 	return nil
 }
 
-func isMounted(dir string) bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && unescapeMount(f[4]) == dir {
-			return true
-		}
-	}
-	return false
+func isMounted(dir string) bool { return len(mountsOn(dir)) > 0 }
+
+// mountEntry is one line of /proc/self/mountinfo.
+type mountEntry struct {
+	id, parent string // mount IDs
+	fsType     string
 }
 
-// unescapeMount undoes the octal escapes of /proc/self/mountinfo.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
+// mountsOn lists the mounts whose mount point is dir, in mountinfo's order.
+func mountsOn(dir string) []mountEntry {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
+	return parseMountinfo(string(data), dir)
+}
+
+// parseMountinfo picks the mounts on dir out of mountinfo's text: "ID
+// PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE ...".
+func parseMountinfo(mountinfo, dir string) []mountEntry {
+	var mounts []mountEntry
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || UnescapeMountPath(f[4]) != dir {
+			continue
 		}
-		b.WriteByte(s[i])
+		m := mountEntry{id: f[0], parent: f[1]}
+		if i := slices.Index(f[5:], "-"); i >= 0 && 5+i+1 < len(f) {
+			m.fsType = UnescapeMountPath(f[5+i+1])
+		}
+		mounts = append(mounts, m)
 	}
-	return b.String()
+	return mounts
+}
+
+// topMount is the mount that the others on the same directory lie under:
+// a mount stacked on another has that one as its parent.
+func topMount(mounts []mountEntry) (mountEntry, bool) {
+	for i := len(mounts) - 1; i >= 0; i-- {
+		covered := slices.ContainsFunc(mounts, func(m mountEntry) bool { return m.parent == mounts[i].id })
+		if !covered {
+			return mounts[i], true
+		}
+	}
+	return mountEntry{}, false
 }
 
 // IsMounted reports whether dir is a mount point, by /proc/self/mountinfo,
@@ -91,19 +108,55 @@ func IsDeadMountError(err error) bool {
 	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
 }
 
-// ClearDeadMount detaches a FUSE mount at dir whose server is gone, so that
-// dir can be mounted again. It does nothing to a live mount or a plain
-// directory.
-func ClearDeadMount(dir string) error {
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); !IsDeadMountError(err) {
+// probeTimeout is how long CheckMountpoint waits for a spoolfs to answer
+// before calling it hung. A live one answers in microseconds, a dead one
+// at once; only a stopped or stuck daemon takes longer.
+const probeTimeout = 10 * time.Second
+
+// CheckMountpoint says whether dir can be mounted on: nil for a directory
+// that nothing is mounted on, ErrDeadMount when a dead spoolfs is on top
+// (ClearDeadMounts takes it off), else a *MountedError naming what is there.
+//
+// Whether a spoolfs is dead is asked with statfs(2), which the kernel always
+// sends to the server: stat(2) can be answered from the attributes it
+// cached of the root, dead server or not.
+func CheckMountpoint(dir string) error {
+	top, ok := topMount(mountsOn(dir))
+	if !ok {
 		return nil
 	}
-	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-		return fmt.Errorf("clear dead mount %s: %w", dir, err)
+	if top.fsType != "fuse."+fsName {
+		return &MountedError{Dir: dir, FSType: top.fsType}
 	}
-	return nil
+	err := statfsWithin(dir, probeTimeout)
+	if IsDeadMountError(err) {
+		return ErrDeadMount
+	}
+	return &MountedError{Dir: dir, FSType: top.fsType, Hung: errors.Is(err, errNoAnswer)}
 }
+
+var errNoAnswer = errors.New("no answer")
+
+// statfsWithin calls statfs(2) on dir and gives up waiting after d, with
+// errNoAnswer: a FUSE server that is alive but stuck would keep the call
+// waiting for ever. The call is then left behind in its goroutine.
+func statfsWithin(dir string, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() {
+		var st unix.Statfs_t
+		done <- unix.Statfs(dir, &st)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return errNoAnswer
+	}
+}
+
+// detach takes the topmost mount off dir at once, busy or not: a dead
+// mount has nothing left to flush.
+func detach(dir string) error { return unix.Unmount(dir, unix.MNT_DETACH) }
 
 // Unmount unmounts dir; if it is busy, it detaches it and aborts its
 // connection so that open files fail instead of keeping the daemon alive,

@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -18,11 +19,13 @@ import (
 	spoolfs "github.com/spoolfs/spoolfs/fs"
 )
 
-// installForMountHelper puts the binary where mount(8) finds it: mount
-// runs helpers with a fixed PATH, so fuse3's mount.fuse3 looks for
-// "spoolfs" in /usr/local/bin and the like, never in the test's PATH. The
-// file is removed again unless one was there before.
-func installForMountHelper(t *testing.T) {
+// installForMountHelper puts the binary where mount(8) finds it and returns
+// the filesystem type that runs it. mount runs helpers with a fixed PATH, so
+// fuse3's mount.fuse3 looks for the X of "fuse.X" in /usr/local/bin and the
+// like, never in the test's PATH. The name is this run's own, so that the
+// test runs this build and never one installed by hand or by a test run in
+// another tree; the file is removed again.
+func installForMountHelper(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("mount.fuse3"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -30,11 +33,8 @@ func installForMountHelper(t *testing.T) {
 		}
 		t.Skip("mount.fuse3 (package fuse3) is missing")
 	}
-	const dst = "/usr/local/bin/spoolfs"
-	if _, err := os.Stat(dst); err == nil {
-		t.Logf("using the installed %s", dst)
-		return
-	}
+	name := fmt.Sprintf("spoolfs-test-%d", os.Getpid())
+	dst := "/usr/local/bin/" + name
 	data, err := os.ReadFile(spoolfsBinary(t))
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +43,7 @@ func installForMountHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Remove(dst) })
+	return "fuse." + name
 }
 
 // TestMountHelper: 'mount -t fuse.spoolfs' and an fstab line, through
@@ -50,7 +51,7 @@ func installForMountHelper(t *testing.T) {
 // write; noexec is honoured; umount deletes everything.
 func TestMountHelper(t *testing.T) {
 	requireFUSE(t)
-	installForMountHelper(t)
+	fstype := installForMountHelper(t)
 	const opts = "size=64M,ram=32M,spill_threshold=4M,session_ttl=2h,allow_other,noexec,nosuid,nodev,noatime,_netdev,x-systemd.automount"
 	for _, how := range []string{"mount -t", "fstab"} {
 		t.Run(how, func(t *testing.T) {
@@ -59,13 +60,13 @@ func TestMountHelper(t *testing.T) {
 			var cmd *exec.Cmd
 			if how == "fstab" {
 				fstab := filepath.Join(t.TempDir(), "fstab")
-				line := "spoolfs " + dir + " fuse.spoolfs " + all + ",nofail 0 0\n"
+				line := "spoolfs " + dir + " " + fstype + " " + all + ",nofail 0 0\n"
 				if err := os.WriteFile(fstab, []byte(line), 0o644); err != nil {
 					t.Fatal(err)
 				}
 				cmd = exec.Command("mount", "--fstab", fstab, dir)
 			} else {
-				cmd = exec.Command("mount", "-t", "fuse.spoolfs", "spoolfs", dir, "-o", all)
+				cmd = exec.Command("mount", "-t", fstype, "spoolfs", dir, "-o", all)
 			}
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
@@ -137,6 +138,66 @@ func TestMountHelperBadValue(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(string(out), `spoolfs mount: -o size: "NaN%"`) {
 				t.Errorf("%v: %v, output %q; want a failure naming -o size", cmd.Args, err, out)
+			}
+		})
+	}
+}
+
+// TestMountHelperSuidDev: through mount(8) and mount.fuse3, spoolfs is
+// nosuid and nodev unless the administrator wrote suid or dev, on mount's
+// command line or in fstab ("defaults" does not count). mount.fuse3 appends
+// "dev,suid" to every option list without nodev and nosuid, and mount(8)
+// passes neither an explicit suid nor dev on, so spoolfs used to end up with
+// setuid programs and devices allowed on every mount(8) route.
+func TestMountHelperSuidDev(t *testing.T) {
+	requireFUSE(t)
+	fstype := installForMountHelper(t)
+	cases := []struct {
+		name          string
+		fstab, cmd    string // options in an fstab line (none: mount -t), and after mount -o
+		nosuid, nodev bool
+	}{
+		{"mount -t", "", "size=64M", true, true},
+		{"mount -t suid dev", "", "size=64M,suid,dev", false, false},
+		{"mount -t dev", "", "dev,size=64M", true, false},
+		{"mount -t nosuid then suid", "", "nosuid,suid", false, true},
+		{"fstab", "defaults,size=64M,nofail", "", true, true},
+		{"fstab suid", "size=64M,suid", "", false, true},
+		{"fstab suid then mount -o nosuid", "suid", "nosuid", true, true},
+		{"fstab nodev then mount -o dev", "nodev", "dev", true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { // no comma in the name: it is in the paths in -o
+			dir, spillDir := t.TempDir(), t.TempDir()
+			args := []string{"-t", fstype, "spoolfs", dir, "-o", c.cmd + ",spill_dir=" + spillDir}
+			if c.fstab != "" {
+				fstab := filepath.Join(t.TempDir(), "fstab")
+				line := "spoolfs " + dir + " " + fstype + " " + c.fstab + ",spill_dir=" + spillDir + " 0 0\n"
+				if err := os.WriteFile(fstab, []byte(line), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args = []string{"--fstab", fstab, dir}
+				if c.cmd != "" {
+					args = append(args, "-o", c.cmd)
+				}
+			}
+			t.Cleanup(func() { checkNothingLeft(t, dir, spillDir) })
+			t.Cleanup(func() { unmountAll(t, dir) })
+			if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+				t.Fatalf("mount %v: %v\n%s", args, err, out)
+			}
+			var st unix.Statfs_t
+			if err := unix.Statfs(dir, &st); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Flags&unix.ST_NOSUID != 0; got != c.nosuid {
+				t.Errorf("mount %v: nosuid is %v, want %v", args, got, c.nosuid)
+			}
+			if got := st.Flags&unix.ST_NODEV != 0; got != c.nodev {
+				t.Errorf("mount %v: nodev is %v, want %v", args, got, c.nodev)
+			}
+			if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+				t.Fatalf("umount: %v\n%s", err, out)
 			}
 		})
 	}

@@ -66,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) >= 2 && !isFlag(args[0]) && !isFlag(args[1]) {
 		// mount.fuse3 calls "spoolfs SOURCE MOUNTPOINT -o OPTIONS"; the
 		// source names nothing for a filesystem that starts empty.
-		return runMount(args[1:], stdout, stderr)
+		return runMount(helperArgs(args[1:], writtenMountOptions(args[1])), stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "spoolfs: unknown command %q (try 'spoolfs help')\n", args[0])
 	return exitUsage

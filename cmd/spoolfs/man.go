@@ -56,6 +56,7 @@ func writeMan(w io.Writer) {
 	p(`Every option has a \fB\-o\fR spelling for mount(8) and fstab(5): the long name with "_" for "\-".`)
 	p(`Sizes take bytes with a unit (\fB512MiB\fR, \fB1.5GB\fR, \fB2G\fR: a bare k/m/g/t is binary, as for tmpfs),`)
 	p(`or a percentage. Durations are Go durations (\fB90s\fR, \fB2h\fR).`)
+	p(`\fBnosuid\fR and \fBnodev\fR are on unless \fBsuid\fR or \fBdev\fR is given, through mount(8) and fstab too.`)
 	var c mountConfig
 	manFlags(w, newMountFlags(&c, io.Discard), true)
 	p(".SH SESSION NEW OPTIONS")
@@ -67,7 +68,9 @@ func writeMan(w io.Writer) {
 	p(`Figures (read-only): \fBusage\fR, \fBexpires\fR, \fBcreated\fR, \fBreason\fR. Actions: \fBend\fR, \fBtouch\fR.`)
 	p(`The root carries \fBuser.spoolfs.status\fR, a JSON summary of the mount.`)
 	p(".SH EXIT STATUS")
-	p(`0 on success, 1 when the work failed, 2 for bad flags, options or arguments (nothing is mounted).`)
+	p(`0 on success, 1 when the work failed, 2 for bad flags, options or arguments (nothing is mounted),`)
+	p(`among them a mount point that a live spoolfs or another filesystem is mounted on. A dead spoolfs`)
+	p(`(its daemon killed) is replaced.`)
 	p(".SH EXAMPLES")
 	p(`.nf`)
 	p(`spoolfs mount \-\-size 20G \-\-ram 2G /mnt/scratch`)

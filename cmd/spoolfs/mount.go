@@ -94,13 +94,29 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "spoolfs mount: need exactly one MOUNTPOINT")
 		return exitUsage
 	}
-	plan, err := c.resolve(flags.Arg(0))
+	dir, err := realMountpoint(flags.Arg(0))
 	if err != nil {
 		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
 		return exitUsage
 	}
+	// From the check that dir is free until it is mounted, no other
+	// 'spoolfs mount' of it may run. A daemon's parent holds the lock
+	// until the daemon reports, so the daemon takes none.
+	unlock := func() {}
+	if !isDaemonChild() {
+		unlock = lockMountParent(dir)
+	}
+	defer unlock()
+	plan, err := c.resolve(dir)
+	if err != nil {
+		if isDaemonChild() { // what changed since the parent's checks: tell it why
+			newReadyReporter().report(err)
+		}
+		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
+		return exitUsage
+	}
 	if c.foreground || c.debug {
-		return serve(plan, nil, stderr)
+		return serve(plan, unlock, stderr)
 	}
 	return daemonize(plan, args, stderr)
 }
@@ -212,14 +228,17 @@ type mountPlan struct {
 
 const defaultThreshold = 16 << 20
 
-func (c *mountConfig) resolve(mountpoint string) (*mountPlan, error) {
+// resolve checks everything and fills in the defaults; dir comes from
+// realMountpoint.
+func (c *mountConfig) resolve(dir string) (*mountPlan, error) {
 	p := &mountPlan{mode: uint32(c.mode), uid: c.uid, gid: c.gid, allowOther: c.allowOther, debug: c.debug,
 		lifetime: time.Duration(c.lifetime), writeback: c.writeback, encrypt: c.encrypt, vfsFlags: c.vfsFlags}
 	var err error
 	if p.metrics, err = parseMetricsAddr(string(c.metrics)); err != nil {
 		return nil, err
 	}
-	if p.dir, err = checkMountpoint(mountpoint); err != nil {
+	p.dir = dir
+	if err := checkMountpoint(dir); err != nil {
 		return nil, err
 	}
 	if p.spillDir, err = c.checkSpillDir(p.dir); err != nil {
@@ -304,22 +323,52 @@ func (p *mountPlan) check() error {
 	return nil
 }
 
-func checkMountpoint(arg string) (string, error) {
-	dir, err := filepath.Abs(arg)
+// realMountpoint is the directory the kernel would mount on for arg: an
+// absolute path with no symlink in it, which is how mountinfo names mount
+// points. The last element is resolved by readlink(2), which never asks the
+// filesystem mounted there: that may be a dead or stuck FUSE mount.
+func realMountpoint(arg string) (string, error) {
+	path, err := filepath.Abs(arg)
 	if err != nil {
 		return "", fmt.Errorf("MOUNTPOINT %q: %v", arg, err)
 	}
-	st, err := os.Stat(dir)
-	if spoolfs.IsDeadMountError(err) {
-		return dir, nil // a dead spoolfs: serve clears it before mounting
+	for range 40 { // as many links as the kernel follows
+		parent, err := filepath.EvalSymlinks(filepath.Dir(path))
+		if err != nil {
+			return "", fmt.Errorf("MOUNTPOINT %s: %v", path, errors.Unwrap(err))
+		}
+		path = filepath.Join(parent, filepath.Base(path))
+		target, err := os.Readlink(path)
+		if err != nil { // not a symlink; whatever else is wrong, the caller's checks say
+			return path, nil
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(parent, target)
+		}
+		path = filepath.Clean(target)
 	}
+	return "", fmt.Errorf("MOUNTPOINT %s: too many levels of symbolic links", arg)
+}
+
+// checkMountpoint checks that dir (from realMountpoint) can be mounted on:
+// a directory with nothing mounted on it, or only a dead spoolfs, which
+// serve clears. A live mount is refused, not stacked on: that would hide
+// every file of a spoolfs from the programs using it.
+func checkMountpoint(dir string) error {
+	switch err := spoolfs.CheckMountpoint(dir); {
+	case errors.Is(err, spoolfs.ErrDeadMount):
+		return nil
+	case err != nil:
+		return err
+	}
+	st, err := os.Stat(dir)
 	if err != nil {
-		return "", fmt.Errorf("MOUNTPOINT %s: %v", dir, errors.Unwrap(err))
+		return fmt.Errorf("MOUNTPOINT %s: %v", dir, errors.Unwrap(err))
 	}
 	if !st.IsDir() {
-		return "", fmt.Errorf("MOUNTPOINT %s: not a directory", dir)
+		return fmt.Errorf("MOUNTPOINT %s: not a directory", dir)
 	}
-	return dir, nil
+	return nil
 }
 
 // checkSpillDir picks the spill directory and checks that it is writable

@@ -84,8 +84,12 @@ func daemonize(p *mountPlan, args []string, stderr io.Writer) int {
 // readyReporter tells a waiting parent how the mount went, once.
 type readyReporter struct{ f *os.File }
 
+// isDaemonChild says whether this process is a daemon that daemonize
+// started, with a parent waiting for its report.
+func isDaemonChild() bool { return os.Getenv(readyFDEnv) == "3" }
+
 func newReadyReporter() *readyReporter {
-	if os.Getenv(readyFDEnv) != "3" {
+	if !isDaemonChild() {
 		return &readyReporter{}
 	}
 	os.Unsetenv(readyFDEnv)
@@ -122,8 +126,9 @@ func newLogger(w io.Writer, debugOn bool) *slog.Logger {
 
 // serve mounts and serves until unmounted or signalled. Every way out goes
 // through one shutdown: unmount (detaching and cutting off busy users),
-// free every byte in RAM and on disk, exit 0.
-func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
+// free every byte in RAM and on disk, exit 0. It calls mounted once the
+// mount is made or has failed.
+func serve(p *mountPlan, mounted func(), stderr io.Writer) int {
 	// Signals are caught from the start: one that comes while we mount, or
 	// just after the parent (or systemd) heard we are ready, waits in the
 	// channel for the shutdown path instead of killing us mid-way and
@@ -144,6 +149,7 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 	if err == nil {
 		server, fsys, err = mount(p, logger, met, tuner)
 	}
+	mounted()
 	ready.report(err)
 	if err != nil {
 		met.close()
@@ -234,7 +240,7 @@ func mount(p *mountPlan, logger *slog.Logger, met *metrics, tuner *procTuner) (*
 		trace := log.New(redactingWriter{os.Stderr}, "", log.Lmicroseconds)
 		opts.Logger, opts.MountOptions.Logger = trace, trace
 	}
-	if err := spoolfs.ClearDeadMount(p.dir); err != nil {
+	if err := spoolfs.ClearDeadMounts(p.dir); err != nil {
 		fsys.Close()
 		return nil, nil, err
 	}

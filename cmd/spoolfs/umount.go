@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -30,7 +29,7 @@ func runUmount(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "spoolfs umount: need exactly one MOUNTPOINT")
 		return exitUsage
 	}
-	dir, err := filepath.Abs(flags.Arg(0))
+	dir, err := realMountpoint(flags.Arg(0))
 	if err != nil {
 		fmt.Fprintf(stderr, "spoolfs umount: %v\n", err)
 		return exitUsage
@@ -52,6 +51,14 @@ func runUmount(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	if err != nil {
+		fmt.Fprintf(stderr, "spoolfs umount: %v\n", err)
+		return exitFailure
+	}
+	// Dead mounts that older builds stacked under this one would make
+	// dir "Transport endpoint is not connected" again; a live mount
+	// under it is somebody else's and stays.
+	var mounted *spoolfs.MountedError
+	if err := spoolfs.ClearDeadMounts(dir); err != nil && !errors.As(err, &mounted) {
 		fmt.Fprintf(stderr, "spoolfs umount: %v\n", err)
 		return exitFailure
 	}

@@ -48,6 +48,12 @@ func TestFactsOfThisProcess(t *testing.T) {
 	if tok, err := startToken(self); err != nil || tok == "" {
 		t.Errorf("startToken(self) = %q, %v", tok, err)
 	}
+	if comm, err := Command(self); err != nil || comm == "" || len(comm) > 15 {
+		t.Errorf("Command(self) = %q, %v", comm, err)
+	}
+	if args, err := Args(self); err != nil || len(args) != len(os.Args) || args[0] != os.Args[0] {
+		t.Errorf("Args(self) = %q, %v; want %q", args, err, os.Args)
+	}
 	tid := uint32(unix.Gettid())
 	if got := ThreadGroup(tid); got != uint32(self) {
 		t.Errorf("ThreadGroup(%d) = %d; want this process, %d", tid, got, self)

@@ -97,3 +97,21 @@ func ThreadGroup(tid uint32) uint32 {
 	}
 	return uint32(tgid)
 }
+
+// Command returns pid's command name (comm: at most 15 bytes).
+func Command(pid int) (string, error) {
+	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return "", syscall.ESRCH
+	}
+	return strings.TrimSuffix(string(comm), "\n"), nil
+}
+
+// Args returns pid's command line.
+func Args(pid int) ([]string, error) {
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return nil, syscall.ESRCH
+	}
+	return strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00"), nil
+}
