@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,7 +29,19 @@ type attrs struct {
 	nlink               uint32
 	rdev                uint32
 	atime, mtime, ctime time.Time
-	xattrs              map[string][]byte
+
+	// xmu guards what the node keeps in RAM besides the above and its file
+	// data: its extended attributes and, with a symlink's target, their
+	// charge (see meta.go). It is taken before mu, and held while the
+	// charge is made, which may spill other files to disk.
+	xmu sync.Mutex
+	// Guarded by xmu:
+	xattrs   xattrList
+	metaHeld int64 // bytes the extended attributes and the symlink target take
+	metaGone bool  // freed: the charge is given back, nothing more is stored
+	// metaCharged is what metaHeld is charged (metaHeld rounded up to
+	// metaUnit); changed under xmu, read without it for st_blocks.
+	metaCharged atomic.Int64
 }
 
 // initAttrs sets up the attributes of a new node made by the caller in ctx
@@ -53,9 +66,11 @@ func (f *FS) initAttrs(a *attrs, ctx context.Context, parent *dirNode, mode uint
 	}
 }
 
-// fillAttrLocked copies the shared attributes into out.
+// fillAttrLocked copies the shared attributes into out, with st_blocks
+// counting the node's metadata; a file adds its data (fillSize).
 func (a *attrs) fillAttrLocked(out *fuse.Attr) {
 	out.Ino = a.ino
+	out.Blocks = uint64(a.metaCharged.Load() / 512)
 	out.Mode = a.mode
 	out.Nlink = a.nlink
 	out.Owner = fuse.Owner{Uid: a.uid, Gid: a.gid}

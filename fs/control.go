@@ -173,25 +173,21 @@ type sessionUsage struct {
 	OpenFiles int64 `json:"open_files"`
 }
 
-// usageJSON walks the session's files for the RAM/disk split: it is asked
-// for by people and scripts, not on the data path.
+// usageJSON goes through the session's nodes for the RAM/disk split: it
+// is asked for by people and scripts, not on the data path. It takes them
+// from the session's register, where a file is once however many names it
+// has, and where files unlinked but still open, which hold bytes too, are.
+// Extended attributes and symlink targets are in RAM: bytes is ram + disk.
 func (s *session) usageJSON() string {
 	u := s.acct.Usage()
 	out := sessionUsage{Bytes: u.Bytes, Inodes: u.Inodes, OpenFiles: s.opens.Load()}
-	stack := []*gofs.Inode{&s.dir.Inode}
-	for len(stack) > 0 {
-		d := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		for _, ch := range d.Children() {
-			switch nd := ch.Operations().(type) {
-			case *fileNode:
-				if nd.data.OnDisk() {
-					out.Disk += nd.data.Allocated()
-				} else {
-					out.RAM += nd.data.Allocated()
-				}
-			case directory:
-				stack = append(stack, ch)
+	for _, nd := range s.liveNodes() {
+		out.RAM += nd.meta().metaCharged.Load()
+		if f, ok := nd.(*fileNode); ok {
+			if f.data.OnDisk() {
+				out.Disk += f.data.Allocated()
+			} else {
+				out.RAM += f.data.Allocated()
 			}
 		}
 	}

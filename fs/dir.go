@@ -205,11 +205,24 @@ func (n *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 	}
 	defer leave()
 	acct := n.childAccount()
-	if errno := n.addEntry(name, acct); errno != 0 {
+	if errno := checkName(name); errno != 0 {
 		return nil, errno
 	}
-	ln := &symlinkNode{target: []byte(target)}
+	// The target is charged like an extended attribute, by what the
+	// allocator took for it (append rounds the capacity up to that).
+	ln := &symlinkNode{target: append([]byte(nil), target...)}
+	held := int64(cap(ln.target))
+	charge := roundUp(held, metaUnit)
+	if err := n.fsys.holdMeta(acct, charge); err != nil {
+		return nil, n.fsys.toErrno("symlink", err)
+	}
+	if errno := n.addEntry(name, acct); errno != 0 {
+		n.fsys.releaseMeta(acct, charge)
+		return nil, errno
+	}
 	n.fsys.initAttrs(&ln.attrs, ctx, n, syscall.S_IFLNK|0o777, acct)
+	ln.metaHeld = held
+	ln.metaCharged.Store(charge)
 	return n.addNode(ctx, ln, out), 0
 }
 
@@ -321,6 +334,7 @@ func (n *dirNode) endOfSession() {
 		return
 	}
 	n.acct.ReleaseInodes(1)
+	n.freeMeta()
 	n.unregister()
 	n.ForgetPersistent()
 }

@@ -14,8 +14,11 @@
 //
 //   - Every node is charged one inode to the account of the tree it lives
 //     in (the root level or one session), and a file's pages to the same
-//     account through spill. Renames and links never cross accounts
-//     (EXDEV), so a charge never has to move.
+//     account through spill. What a node keeps in RAM besides (extended
+//     attributes, a symlink's target) is charged to that account too, and
+//     to the pool's RAM budget, in 512-byte units that st_blocks shows
+//     (meta.go); it goes back when the node is freed. Renames and links
+//     never cross accounts (EXDEV), so a charge never has to move.
 //   - A file is freed (bytes and inode) when it has neither a name nor an
 //     open handle, as on any POSIX filesystem.
 //   - A session, once ended, is absent: every lookup goes through
@@ -37,10 +40,15 @@
 // session.gate (shared by operations that change a session's tree,
 // exclusive while it ends) is taken before session.mu and before any
 // file's fill lock, which is taken before its attrs.mu and before the
-// locks inside its spill.File. attrs.mu is never held while another node's
-// is taken, except a directory's during the creation of its child
-// (initAttrs reads the parent's setgid bit), parent first. sessionTable.mu
-// and cacheKeeper.mu are leaves: nothing else is taken while they are held.
+// locks inside its spill.File. A node's attrs.xmu (its extended attributes
+// and their charge) is taken after the gate and before its attrs.mu, never
+// with another node's xmu or fill lock, and is held while the charge is
+// made: the quota's lock and the pool's, and, when the pool evicts, other
+// files' spill locks, which it takes with TryLock only. attrs.mu is never
+// held while another node's is taken, except a directory's during the
+// creation of its child (initAttrs reads the parent's setgid bit), parent
+// first. sessionTable.mu and cacheKeeper.mu are leaves: nothing else is
+// taken while they are held.
 //
 // # Deadlocks
 //

@@ -17,7 +17,7 @@ func (f *FS) toErrno(op string, err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, quota.ErrNoSpace), errors.Is(err, spill.ErrTooManyFiles):
+	case errors.Is(err, quota.ErrNoSpace), errors.Is(err, spill.ErrTooManyFiles), errors.Is(err, spill.ErrNoRAM):
 		errno = syscall.ENOSPC
 	case errors.Is(err, quota.ErrQuota):
 		errno = syscall.EDQUOT

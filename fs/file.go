@@ -135,9 +135,11 @@ func (n *fileNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.Att
 	return 0
 }
 
+// fillSize sets the size, and adds the data's blocks to what
+// fillAttrLocked counted.
 func (n *fileNode) fillSize(out *fuse.Attr) {
 	out.Size = uint64(n.data.Size())
-	out.Blocks = uint64(n.data.Allocated() / 512)
+	out.Blocks += uint64(n.data.Allocated() / 512)
 }
 
 func (n *fileNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
@@ -358,6 +360,7 @@ func (n *fileNode) free() {
 		n.fsys.log.Warn("closing spill file", "err", err)
 	}
 	n.acct.ReleaseInodes(1)
+	n.freeMeta()
 	n.unregister()
 	n.ForgetPersistent()
 	if s := n.sess; s != nil && s.ended.Load() {

@@ -52,6 +52,7 @@ func dropLinkShared(in *gofs.Inode, a *attrs, all bool) {
 	a.mu.Unlock()
 	if gone {
 		a.acct.ReleaseInodes(1)
+		a.freeMeta()
 		a.unregister()
 		in.ForgetPersistent()
 	}
@@ -77,7 +78,8 @@ func setattrShared(a *attrs, in *fuse.SetAttrIn, size uint64, out *fuse.AttrOut)
 	return 0
 }
 
-// symlinkNode is a symbolic link; its target is fixed at creation.
+// symlinkNode is a symbolic link; its target is fixed at creation, and
+// charged as the node's metadata (see meta.go).
 type symlinkNode struct {
 	gofs.Inode
 	attrs

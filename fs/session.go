@@ -2,6 +2,8 @@ package fs
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -231,6 +233,13 @@ func (s *session) unregister(ino uint64) {
 	s.mu.Lock()
 	delete(s.nodes, ino)
 	s.mu.Unlock()
+}
+
+// liveNodes returns what the register holds now.
+func (s *session) liveNodes() []node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Values(s.nodes))
 }
 
 // takeNodes empties the register and returns what it held.

@@ -667,6 +667,8 @@ func TestSessionEndFreesEverything(t *testing.T) {
 			if err := os.Symlink("d0", filepath.Join(s, "link")); err != nil {
 				t.Fatal(err)
 			}
+			fileBytes := bytesIn
+			bytesIn += metaUnit // the link's target, held in RAM
 			if err := unix.Mkfifo(filepath.Join(s, "fifo"), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -676,7 +678,7 @@ func TestSessionEndFreesEverything(t *testing.T) {
 				t.Fatal(err)
 			}
 			// 1 session dir + 4 dN + 4 dN/sub + 20 files + link + fifo
-			if u.Bytes != bytesIn || u.Inodes != 31 || u.RAM+u.Disk != bytesIn || (u.Disk == bytesIn) != spillAll {
+			if u.Bytes != bytesIn || u.Inodes != 31 || u.RAM+u.Disk != bytesIn || (u.Disk == fileBytes) != spillAll {
 				t.Errorf("usage %+v, want %d bytes, 31 inodes, spilled=%v", u, bytesIn, spillAll)
 			}
 			m.setx(s, ctlEnd, "1")
@@ -699,6 +701,76 @@ func TestSessionEndFreesEverything(t *testing.T) {
 			m.waitBaseline()
 		})
 	}
+}
+
+// TestSessionEndFreesMetadata: what extended attributes and symlink
+// targets hold goes back with their session, and that of a file open at the
+// end once it is closed, after more was set on it through its descriptor.
+// A file freed while an O_PATH descriptor still reaches it takes nothing.
+func TestSessionEndFreesMetadata(t *testing.T) {
+	m := mountSessions(t, sessOpts{})
+	s := m.mkSession("meta")
+	f, d, l := filepath.Join(s, "f"), filepath.Join(s, "d"), filepath.Join(s, "l")
+	sessWriteN(t, f, 4096)
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(strings.Repeat("t", 4000), l); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), 64<<10)
+	for _, p := range []string{s, f, d} {
+		m.setx(p, "user.big", string(big))
+	}
+	if err := unix.Lsetxattr(l, "trusted.big", big, 0); err != nil {
+		t.Fatal(err)
+	}
+	open, err := os.OpenFile(filepath.Join(s, "open"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	if err := unix.Fsetxattr(int(open.Fd()), "user.big", big, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// An O_PATH descriptor keeps the kernel's inode, not the file.
+	g := filepath.Join(s, "g")
+	sessWriteN(t, g, 4096)
+	path, err := unix.Open(g, unix.O_PATH, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(path)
+	sess := m.mustSession("meta")
+	m.waitOpens(sess, 1) // the writes' RELEASE comes after close(2) returns
+	before := m.root.Usage()
+	if err := os.Remove(g); err != nil {
+		t.Fatal(err)
+	}
+	err = unix.Setxattr(fmt.Sprintf("/proc/self/fd/%d", path), "user.late", big, 0)
+	if !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("setxattr on a freed file through O_PATH: %v, want ENOENT", err)
+	}
+	if u := m.root.Usage(); u != (quota.Usage{Bytes: before.Bytes - 4096, Inodes: before.Inodes - 1}) {
+		t.Errorf("usage %+v after freeing a 4 KiB file, was %+v", u, before)
+	}
+
+	if held := m.pool.Stats().RAMBytes; held < 5*64<<10 {
+		t.Fatalf("the pool holds %d bytes of RAM with five 64 KiB values set", held)
+	}
+	m.setx(s, ctlEnd, "1")
+	m.expire()
+	m.wantGone("meta")
+	if err := unix.Fsetxattr(int(open.Fd()), "user.more", big, 0); err != nil {
+		t.Errorf("setxattr on a file open past its session's end: %v", err)
+	}
+	if _, err := unix.Fgetxattr(int(open.Fd()), "user.big", make([]byte, len(big))); err != nil {
+		t.Errorf("getxattr on a file open past its session's end: %v", err)
+	}
+	open.Close()
+	m.wantEmptyEnded(sess)
+	m.waitBaseline()
 }
 
 // TestSessionRmdirEndsAndLogs: rmdir of an empty session ends it, and the

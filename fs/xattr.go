@@ -5,12 +5,25 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"unsafe"
 )
 
-// maxXattrBytes caps the names and values one inode may hold, so that
-// extended attributes cannot be used to fill the daemon's memory outside
-// the byte quota.
-const maxXattrBytes = 1 << 20
+// Limits on one inode's extended attributes. The first two are Linux's own,
+// which the kernel checks before a request reaches us; they are checked
+// again for the platforms that do not.
+const (
+	maxXattrName  = 255      // XATTR_NAME_MAX: ERANGE past it
+	maxXattrValue = 64 << 10 // XATTR_SIZE_MAX: E2BIG past it
+	// maxXattrNames bounds the list of names (each with its NUL) so that
+	// listxattr can return it whole: the kernel takes at most 64 KiB
+	// (XATTR_LIST_MAX), and the control attributes listed on sessions and
+	// the root need room beside it. ENOSPC past it.
+	maxXattrNames = 63 << 10
+	// maxXattrBytes caps the names and values of one inode, so that one
+	// file cannot take a whole quota's worth of RAM in attributes that
+	// every listxattr and setxattr of it walks. ENOSPC past it.
+	maxXattrBytes = 1 << 20
+)
 
 const (
 	xattrCreate  = 0x1 // XATTR_CREATE
@@ -32,80 +45,148 @@ func xattrNamespace(name string) syscall.Errno {
 	return syscall.EOPNOTSUPP
 }
 
+// xattr is one extended attribute.
+type xattr struct {
+	name  string
+	value []byte
+}
+
+// xattrList is a node's extended attributes, sorted by name. It is a slice
+// and not a map so that what it holds is known (see held) and shrinks when
+// attributes go: a Go map never gives back the room of deleted entries,
+// which would let a user grow the daemon, uncharged, by setting and
+// removing attributes on many files.
+type xattrList []xattr
+
+// xattrSlot is what one entry takes in the list's array.
+const xattrSlot = int64(unsafe.Sizeof(xattr{}))
+
+// nameHeld is what the allocator takes for a name of up to 255 bytes: its
+// size classes step by at most 16 bytes up to 256.
+func nameHeld(name string) int64 { return roundUp(int64(len(name)), 16) }
+
+func (l xattrList) find(name string) (int, bool) {
+	return slices.BinarySearchFunc(l, name, func(x xattr, name string) int { return strings.Compare(x.name, name) })
+}
+
+// sizes returns the bytes of names and values, and the length of the list
+// of names listxattr returns.
+func (l xattrList) sizes() (total, names int) {
+	for _, x := range l {
+		total += len(x.name) + len(x.value)
+		names += len(x.name) + 1
+	}
+	return total, names
+}
+
 func (a *attrs) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	v, ok := a.xattrs[name]
+	a.xmu.Lock()
+	defer a.xmu.Unlock()
+	i, ok := a.xattrs.find(name)
 	if !ok {
 		return 0, errNoAttr
 	}
+	v := a.xattrs[i].value
 	if len(dest) < len(v) {
 		return uint32(len(v)), syscall.ERANGE
 	}
 	return uint32(copy(dest, v)), 0
 }
 
+// Setxattr stores a value, charging the node's account and the RAM budget
+// for the memory it takes beforehand: a refusal stores nothing, and a
+// replaced value is charged only the difference.
 func (a *attrs) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
+	switch {
+	case len(name) > maxXattrName:
+		return syscall.ERANGE
+	case len(data) > maxXattrValue:
+		return syscall.E2BIG
+	}
 	if errno := xattrNamespace(name); errno != 0 {
 		return errno
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	old, exists := a.xattrs[name]
+	// Copies of our own, made by append so that their capacity is what
+	// the allocator took, which is what they are charged.
+	name, value := strings.Clone(name), append([]byte(nil), data...)
+	a.xmu.Lock()
+	defer a.xmu.Unlock()
+	if a.metaGone {
+		return syscall.ENOENT // freed: no name and no handle left
+	}
+	i, exists := a.xattrs.find(name)
 	switch {
 	case flags&xattrCreate != 0 && exists:
 		return syscall.EEXIST
 	case flags&xattrReplace != 0 && !exists:
 		return errNoAttr
 	}
-	total := len(data) - len(old)
-	if !exists {
-		total += len(name)
+	total, names := a.xattrs.sizes()
+	list := a.xattrs
+	held := a.metaHeld + int64(cap(value))
+	if exists {
+		total += len(value) - len(list[i].value)
+		held -= int64(cap(list[i].value))
+	} else {
+		total += len(name) + len(value)
+		names += len(name) + 1
+		// A full array is copied into a larger one, and the old one is
+		// left as it was until the charge is granted.
+		list = slices.Grow(list, 1)
+		held += nameHeld(name) + int64(cap(list)-cap(a.xattrs))*xattrSlot
 	}
-	for k, v := range a.xattrs {
-		total += len(k) + len(v)
-	}
-	if total > maxXattrBytes {
+	if total > maxXattrBytes || names > maxXattrNames {
 		return syscall.ENOSPC
 	}
-	if a.xattrs == nil {
-		a.xattrs = make(map[string][]byte)
+	if errno := a.rechargeLocked(held); errno != 0 {
+		return errno
 	}
-	a.xattrs[name] = slices.Clone(data)
-	a.ctime = a.fsys.now()
+	if exists {
+		list[i].value = value
+	} else {
+		list = slices.Insert(list, i, xattr{name, value})
+	}
+	a.xattrs = list
+	a.touchChange()
 	return 0
 }
 
 func (a *attrs) Removexattr(ctx context.Context, name string) syscall.Errno {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, ok := a.xattrs[name]; !ok {
+	a.xmu.Lock()
+	defer a.xmu.Unlock()
+	i, ok := a.xattrs.find(name)
+	if !ok {
 		return errNoAttr
 	}
-	delete(a.xattrs, name)
-	a.ctime = a.fsys.now()
+	held := a.metaHeld - nameHeld(name) - int64(cap(a.xattrs[i].value))
+	list := slices.Delete(a.xattrs, i, i+1)
+	if len(list) <= cap(list)/4 {
+		// Give back most of the array; nil once empty, as a slice of
+		// none would still hold the old array.
+		if len(list) == 0 {
+			list = nil
+		} else {
+			list = slices.Clone(list)
+		}
+		held -= int64(cap(a.xattrs)-cap(list)) * xattrSlot
+	}
+	a.xattrs = list
+	a.rechargeLocked(held) // gives back: cannot fail
+	a.touchChange()
 	return 0
 }
 
 // Listxattr writes the names, each NUL-terminated, in a stable order.
 func (a *attrs) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	a.mu.Lock()
-	names := make([]string, 0, len(a.xattrs))
-	for k := range a.xattrs {
-		names = append(names, k)
-	}
-	a.mu.Unlock()
-	slices.Sort(names)
-	size := 0
-	for _, n := range names {
-		size += len(n) + 1
-	}
+	a.xmu.Lock()
+	defer a.xmu.Unlock()
+	_, size := a.xattrs.sizes()
 	if len(dest) < size {
 		return uint32(size), syscall.ERANGE
 	}
 	off := 0
-	for _, n := range names {
-		off += copy(dest[off:], n)
+	for _, x := range a.xattrs {
+		off += copy(dest[off:], x.name)
 		dest[off] = 0
 		off++
 	}

@@ -11,7 +11,9 @@
 //
 //   - RAM held for file data never exceeds the pool's budget: RAM is reserved
 //     from the pool before a page is allocated, and a file that cannot get RAM
-//     (after evicting colder files) moves to disk instead.
+//     (after evicting colder files) moves to disk instead. What the pool's
+//     users keep in RAM outside files ([Pool.HoldRAM]) counts toward the same
+//     budget, and evicts files the same way.
 //   - A file whose size would pass the threshold moves to disk before the
 //     operation that crosses the line is applied, so a failed move fails that
 //     operation and leaves the file as it was.

@@ -1059,6 +1059,67 @@ func checkPool(t testing.TB, p *Pool, files []*File) {
 	}
 }
 
+// TestHoldRAM: RAM held outside files counts toward the budget: it evicts
+// colder files to disk, is refused with ErrNoRAM (holding nothing) when
+// nothing is left to evict, and a file that then needs RAM spills itself.
+func TestHoldRAM(t *testing.T) {
+	const budget = 64 << 10
+	p := newTestPool(t, 32<<10, budget)
+	acct := newAcct()
+	cold := p.NewFile(acct)
+	defer cold.Close()
+	data := pat(32<<10, 1)
+	if _, err := cold.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.HoldRAM(48 << 10); err != nil {
+		t.Fatalf("HoldRAM with a file to evict: %v", err)
+	}
+	if !cold.OnDisk() {
+		t.Error("the cold file stayed in RAM: the budget was overcommitted")
+	}
+	if got := p.Stats().RAMBytes; got != 48<<10 {
+		t.Errorf("RAMBytes %d after holding 48 KiB, want %d", got, 48<<10)
+	}
+	if err := p.HoldRAM(32 << 10); !errors.Is(err, ErrNoRAM) {
+		t.Errorf("HoldRAM past a budget with nothing to evict: %v, want ErrNoRAM", err)
+	}
+	if got := p.Stats().RAMBytes; got != 48<<10 {
+		t.Errorf("a refused HoldRAM changed RAMBytes to %d", got)
+	}
+	if err := p.HoldRAM(-1); err == nil {
+		t.Error("HoldRAM of a negative amount succeeded")
+	}
+	// A file that needs more RAM than is left goes to disk, as when other
+	// files fill the budget.
+	hot := p.NewFile(acct)
+	defer hot.Close()
+	if _, err := hot.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !hot.OnDisk() {
+		t.Error("a file that does not fit beside held RAM stayed in RAM")
+	}
+	got := make([]byte, len(data))
+	for _, f := range []*File{cold, hot} {
+		if _, err := f.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("reading a spilled file back: %v", err)
+		}
+	}
+	// Releasing more than is held frees only what is held: not the pages
+	// of files.
+	small := p.NewFile(acct)
+	defer small.Close()
+	if _, err := small.WriteAt(pat(PageSize, 2), 0); err != nil {
+		t.Fatal(err)
+	}
+	p.ReleaseRAM(1 << 20)
+	if got := p.Stats().RAMBytes; got != PageSize || small.OnDisk() {
+		t.Errorf("RAMBytes %d after releasing every held byte with a page in RAM", got)
+	}
+	acct.check(t)
+}
+
 // TestLRU checks that the least recently used RAM file is the one spilled
 // to make room.
 func TestLRU(t *testing.T) {

@@ -40,7 +40,7 @@ type Config struct {
 
 // Stats is a snapshot of a pool's figures.
 type Stats struct {
-	RAMBytes  int64 // bytes of RAM pages held for file data
+	RAMBytes  int64 // bytes of RAM held against the budget: file pages and HoldRAM
 	DiskBytes int64 // bytes allocated in spill files
 	Spills    int64 // files moved from RAM to disk so far
 	Files     int64 // live files, in either tier
@@ -64,8 +64,9 @@ var ErrCorrupt = errors.New("spill: spilled data fails authentication")
 // descriptors. The file stays as it was; ENOSPC in POSIX terms.
 var ErrTooManyFiles = errors.New("spill: too many files on disk (one descriptor each)")
 
-// errNoRAM says the pool could not find RAM for a file; the file then spills.
-var errNoRAM = errors.New("spill: RAM budget exhausted")
+// ErrNoRAM says the pool could not find RAM: a file then spills, and
+// HoldRAM fails with it. ENOSPC in POSIX terms.
+var ErrNoRAM = errors.New("spill: RAM budget exhausted")
 
 // Pool owns the RAM budget shared by its files and the private directory
 // that holds their spilled data.
@@ -84,7 +85,8 @@ type Pool struct {
 
 	mu sync.Mutex
 	// Guarded by mu:
-	ramUsed int64
+	ramUsed int64     // file pages and held, together
+	held    int64     // taken by HoldRAM
 	lru     list.List // of *File in RAM, most recently used at the front
 	live    map[*File]struct{}
 	closed  bool
@@ -208,33 +210,66 @@ func (p *Pool) Close() error {
 }
 
 // reserveRAM charges n bytes of RAM for f, evicting colder RAM files to disk
-// if the budget is full. Called with f.mu held; returns errNoRAM if no room
-// could be made, and f should then spill itself.
+// if the budget is full. Called with f.mu held, or with a nil f for RAM held
+// outside any file; returns ErrNoRAM if no room could be made, and f should
+// then spill itself.
 func (p *Pool) reserveRAM(f *File, n int64) error {
 	const maxEvictions = 64
-	if f.ram.allocated()+n > p.budget {
+	var own int64 // what evicting others cannot free
+	if f != nil {
+		own = f.ram.allocated()
+	}
+	if own+n > p.budget {
 		// Not even all of the budget would do: evicting others is no help.
-		return errNoRAM
+		return ErrNoRAM
 	}
 	for range maxEvictions {
 		p.mu.Lock()
 		if p.ramUsed+n <= p.budget {
 			p.ramUsed += n
+			if f == nil {
+				p.held += n
+			}
 			p.mu.Unlock()
 			return nil
 		}
 		victim := p.pickVictimLocked(f)
 		p.mu.Unlock()
 		if victim == nil {
-			return errNoRAM
+			return ErrNoRAM
 		}
 		err := victim.spillLocked()
 		victim.mu.Unlock()
 		if err != nil {
-			return errNoRAM
+			return ErrNoRAM
 		}
 	}
-	return errNoRAM
+	return ErrNoRAM
+}
+
+// HoldRAM charges n bytes of RAM that the caller keeps outside any file and
+// that cannot move to disk (extended attributes, symlink targets), so that
+// the budget bounds all the RAM the pool's users hold: colder files are
+// spilled to make room, as for a file's pages. It fails with ErrNoRAM,
+// holding nothing, when no room can be made.
+func (p *Pool) HoldRAM(n int64) error {
+	if n < 0 {
+		return fmt.Errorf("spill: HoldRAM(%d): negative amount", n)
+	}
+	if n == 0 {
+		return nil
+	}
+	return p.reserveRAM(nil, n)
+}
+
+// ReleaseRAM gives back n bytes taken by HoldRAM, clamped to what is held:
+// an over-release (a caller bug) cannot free what files hold.
+func (p *Pool) ReleaseRAM(n int64) {
+	p.mu.Lock()
+	n = min(max(n, 0), p.held)
+	p.held -= n
+	p.ramUsed -= n
+	p.mu.Unlock()
 }
 
 // pickVictimLocked returns a RAM file other than self, locked and ready to

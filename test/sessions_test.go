@@ -869,3 +869,33 @@ func TestSessionNamespaces(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionUsageHardLinks: user.spoolfs.usage counts a file's bytes once,
+// however many names it has; with four links to a 4 MiB file, usage once
+// said ram 16 MiB of 4 MiB used (issue #10).
+func TestSessionUsageHardLinks(t *testing.T) {
+	tiers(t, func(t *testing.T, o mountOpts) {
+		m := newMount(t, o)
+		dir := m.path("s")
+		mkdirs(t, dir)
+		const size = 4 << 20
+		f := filepath.Join(dir, "f")
+		writeFile(t, f, randBytes(4, size))
+		for i := range 3 {
+			if err := os.Link(f, fmt.Sprintf("%s%d", f, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var u sessInfo
+		if err := json.Unmarshal([]byte(getx(t, dir, "user.spoolfs.usage")), &u.Usage); err != nil {
+			t.Fatal(err)
+		}
+		wantRAM, wantDisk := int64(size), int64(0)
+		if o.threshold == 0 {
+			wantRAM, wantDisk = 0, size
+		}
+		if u.Usage.Bytes != size || u.Usage.RAM != wantRAM || u.Usage.Disk != wantDisk {
+			t.Errorf("usage of a %d-byte file with 4 names: %+v; want ram %d, disk %d", size, u.Usage, wantRAM, wantDisk)
+		}
+	})
+}

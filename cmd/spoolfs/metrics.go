@@ -218,9 +218,9 @@ func newStatusCollector(fsys *spoolfs.FS) *statusCollector {
 		return statusFigure{prometheus.NewDesc(name, help, nil, nil), prometheus.CounterValue, value}
 	}
 	return &statusCollector{fsys: fsys, figures: []statusFigure{
-		gauge("spoolfs_ram_bytes", "Bytes of file data held in RAM.",
+		gauge("spoolfs_ram_bytes", "Bytes held in RAM against --ram: file data, extended attributes, symlink targets.",
 			func(s spoolfs.Status) int64 { return s.RAMUsed }),
-		gauge("spoolfs_ram_budget_bytes", "Most bytes of file data the mount keeps in RAM (--ram).",
+		gauge("spoolfs_ram_budget_bytes", "Most bytes the mount keeps in RAM (--ram).",
 			func(s spoolfs.Status) int64 { return s.RAMBudget }),
 		gauge("spoolfs_disk_bytes", "Bytes allocated in spill files on disk.",
 			func(s spoolfs.Status) int64 { return s.DiskUsed }),

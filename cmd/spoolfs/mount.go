@@ -48,7 +48,7 @@ func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
 	c.mode = 0o1777
 	f.Var(&c.size, "size", "capacity of the mount, RAM and disk together: bytes (512MiB, 2G, 1.5GB), 0 for no limit, or a percentage of the free space on the spill disk (default 50%)")
 	f.Var(&c.inodes, "inodes", "most files, directories and symlinks, 0 for no limit (default: physical memory / 8 KiB, as tmpfs)")
-	f.Var(&c.ram, "ram", "RAM budget for file data across the mount: bytes or a percentage of physical memory (default 25%)")
+	f.Var(&c.ram, "ram", "RAM budget for file data, extended attributes and symlink targets across the mount: bytes or a percentage of physical memory (default 25%)")
 	f.Var(&c.threshold, "spill-threshold", "size past which a file moves to disk (default 16MiB, or --ram if smaller)")
 	f.StringVar(&c.spillDir, "spill-dir", "", "directory for spilled data (default $TMPDIR, else /var/tmp)")
 	f.Var(&c.mode, "mode", "permissions of the root directory, in octal")
