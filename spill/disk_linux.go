@@ -8,14 +8,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// newDiskFile opens a file that never has a name: if the process dies, the
-// kernel frees its blocks and nothing is left in the spill directory.
-func newDiskFile(dir string) (*diskFile, error) {
-	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, &os.PathError{Op: "open O_TMPFILE", Path: dir, Err: err}
-	}
-	return &diskFile{f: os.NewFile(uintptr(fd), dir+"/(unnamed)")}, nil
+// openUnnamed opens a file in the directory dirfd that never has a name:
+// if the process dies, the kernel frees its blocks and nothing is left in
+// the spill directory.
+func openUnnamed(dirfd int) (int, error) {
+	return ignoringEINTR(func() (int, error) {
+		return unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	})
 }
 
 func fallocate(f *os.File, mode uint32, off, length int64) error {

@@ -25,6 +25,13 @@
 //   - Spilled data lives in files that never have a name (O_TMPFILE on Linux,
 //     create-then-unlink elsewhere): if the process dies the kernel frees
 //     them, so there is nothing to sweep.
+//   - The private directory is made and opened once; every spill file is
+//     made relative to its descriptor, and the directory is removed relative
+//     to the spill directory's, never following a symlink. No path is
+//     resolved after NewPool, so moving the private directory or putting a
+//     symlink in its place sends no data elsewhere. The spill directory
+//     itself must be one in which no other user can do that (CheckDir):
+//     owned by root or by us, and sticky if others may write it.
 //
 // # Encrypted spill files
 //

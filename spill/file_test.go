@@ -549,9 +549,9 @@ func TestReadAtEdges(t *testing.T) {
 	}
 }
 
-// TestSpillFailureChangesNothing makes the spill directory vanish, so that
-// every spill fails, and checks that an operation that needed a spill fails
-// without changing the file.
+// TestSpillFailureChangesNothing makes every spill fail, in two ways, and
+// checks that an operation that needed a spill fails without changing the
+// file, and works once spills can work again.
 func TestSpillFailureChangesNothing(t *testing.T) {
 	const P = PageSize
 	data := pat(P+10, 4)
@@ -565,40 +565,73 @@ func TestSpillFailureChangesNothing(t *testing.T) {
 		{"Allocate past the threshold", func(f *File) error { return f.Allocate(P, 2*P, false) }},
 		{"Allocate keeping the size past the threshold", func(f *File) error { return f.Allocate(P, 2*P, true) }},
 	}
-	for _, op := range ops {
-		t.Run(op.name, func(t *testing.T) {
-			p := newTestPool(t, 2*P, 1<<20)
-			acct := newAcct()
-			f := p.NewFile(acct)
-			defer f.Close()
-			if _, err := f.WriteAt(data, 0); err != nil {
-				t.Fatal(err)
-			}
+	// Each way to break spills returns what mends it, or nil if nothing
+	// can.
+	breaks := []struct {
+		name        string
+		breakSpills func(t *testing.T, p *Pool) (mend func())
+	}{
+		{"directory removed", func(t *testing.T, p *Pool) func() {
 			if err := os.Remove(p.Dir()); err != nil {
 				t.Fatal(err)
 			}
-			if err := op.run(f); err == nil {
-				t.Fatal("operation succeeded without a spill directory")
-			}
-			checkContents(t, f, data)
-			if f.OnDisk() || f.Allocated() != 2*P || acct.Balance() != 2*P {
-				t.Errorf("OnDisk %v, Allocated %d, charged %d; want RAM, %d, %d", f.OnDisk(), f.Allocated(), acct.Balance(), 2*P, 2*P)
-			}
-			if got, want := p.Stats(), (Stats{RAMBytes: 2 * P, Files: 1}); got != want {
-				t.Errorf("Stats = %+v, want %+v", got, want)
-			}
-			// With the directory back, the same operation spills and works.
-			if err := os.Mkdir(p.Dir(), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := op.run(f); err != nil {
-				t.Fatal(err)
-			}
-			if !f.OnDisk() {
-				t.Error("file still in RAM")
-			}
-			acct.check(t)
-		})
+			return nil
+		}},
+		{"spill files capped", func(t *testing.T, p *Pool) func() {
+			other := p.NewFile(newAcct())
+			forceSpill(t, other)
+			p.maxDisk = 1
+			return func() { other.Close() }
+		}},
+	}
+	for _, br := range breaks {
+		for _, op := range ops {
+			t.Run(br.name+"/"+op.name, func(t *testing.T) {
+				p := newTestPool(t, 2*P, 1<<20)
+				acct := newAcct()
+				f := p.NewFile(acct)
+				defer f.Close()
+				if _, err := f.WriteAt(data, 0); err != nil {
+					t.Fatal(err)
+				}
+				mend := br.breakSpills(t, p)
+				before := p.Stats()
+				unchanged := func(when string) {
+					t.Helper()
+					if err := op.run(f); err == nil {
+						t.Fatalf("operation succeeded %s", when)
+					}
+					checkContents(t, f, data)
+					if f.OnDisk() || f.Allocated() != 2*P || acct.Balance() != 2*P {
+						t.Errorf("OnDisk %v, Allocated %d, charged %d; want RAM, %d, %d", f.OnDisk(), f.Allocated(), acct.Balance(), 2*P, 2*P)
+					}
+					if got := p.Stats(); got != before || got.RAMBytes != 2*P {
+						t.Errorf("Stats = %+v, want %+v with RAMBytes %d", got, before, 2*P)
+					}
+				}
+				unchanged("with spills failing")
+				if mend == nil {
+					// A directory made again at the same path is not the
+					// pool's: the pool holds its own by descriptor.
+					if err := os.Mkdir(p.Dir(), 0o700); err != nil {
+						t.Fatal(err)
+					}
+					unchanged("in a directory made again at the private directory's path")
+					if entries, _ := os.ReadDir(p.Dir()); len(entries) != 0 {
+						t.Errorf("the new directory at the private directory's path holds %s", entries[0].Name())
+					}
+					return
+				}
+				mend()
+				if err := op.run(f); err != nil {
+					t.Fatal(err)
+				}
+				if !f.OnDisk() {
+					t.Error("file still in RAM")
+				}
+				acct.check(t)
+			})
+		}
 	}
 
 	t.Run("no RAM and no disk", func(t *testing.T) {
@@ -953,7 +986,7 @@ func TestNewPool(t *testing.T) {
 }
 
 // TestSweepDeadDirs checks that NewPool removes the empty private
-// directories of dead processes, and nothing else.
+// directories of our dead processes, and nothing else.
 func TestSweepDeadDirs(t *testing.T) {
 	parent := t.TempDir()
 	const deadPID = 1 << 30 // above any pid_max
@@ -971,6 +1004,21 @@ func TestSweepDeadDirs(t *testing.T) {
 	deadFull := mk("spoolfs-"+strconv.Itoa(deadPID)+"-2", true)
 	mine := mk("spoolfs-"+strconv.Itoa(os.Getpid())+"-3", false)
 	other := mk("other-"+strconv.Itoa(deadPID), false)
+	// Not a directory of a dead pool: a symlink to an empty directory.
+	target := t.TempDir()
+	link := filepath.Join(parent, "spoolfs-"+strconv.Itoa(deadPID)+"-4")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	kept := []string{deadFull, mine, other, link, target}
+	if os.Geteuid() == 0 {
+		// Another user's: its PID may be of another PID namespace.
+		theirs := mk("spoolfs-"+strconv.Itoa(deadPID)+"-5", false)
+		if err := os.Chown(theirs, 1000, 1000); err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, theirs)
+	}
 	p, err := NewPool(Config{Dir: parent})
 	if err != nil {
 		t.Fatal(err)
@@ -979,8 +1027,8 @@ func TestSweepDeadDirs(t *testing.T) {
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Error("empty directory of a dead process kept")
 	}
-	for _, d := range []string{deadFull, mine, other} {
-		if _, err := os.Stat(d); err != nil {
+	for _, d := range kept {
+		if _, err := os.Lstat(d); err != nil {
 			t.Errorf("%s removed", filepath.Base(d))
 		}
 	}

@@ -4,10 +4,6 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,7 +15,8 @@ const PageSize = 4096
 // Config sets up a Pool.
 type Config struct {
 	// Dir is the spill directory. The pool makes a private 0700 directory
-	// inside it and removes it on Close.
+	// inside it and removes it on Close. Dir must be owned by root or by
+	// the process's user, and sticky if others may write it (CheckDir).
 	Dir string
 	// Threshold is the largest size a file may have and stay in RAM.
 	// Zero sends every byte to disk.
@@ -73,7 +70,7 @@ var ErrNoRAM = errors.New("spill: RAM budget exhausted")
 type Pool struct {
 	threshold int64
 	budget    int64
-	dir       string // private 0700 directory for unnamed spill files
+	dir       *privateDir // holds the unnamed spill files
 	pages     sync.Pool
 	seal      *sealer // non-nil if spilled pages are encrypted
 	maxDisk   int64   // most files on disk at once; 0: no cap
@@ -92,9 +89,11 @@ type Pool struct {
 	closed  bool
 }
 
-// NewPool makes the pool's private directory under cfg.Dir. It also removes
-// empty private directories left by pools whose process has died: their
-// data, having no name, is already gone.
+// NewPool makes the pool's private directory under cfg.Dir, after
+// checking that no other user could replace it there (CheckDir), and keeps
+// it open for the pool's lifetime. It also removes the empty private
+// directories of ours left by pools whose process has died: their data,
+// having no name, is already gone.
 func NewPool(cfg Config) (*Pool, error) {
 	if cfg.Threshold < 0 || cfg.RAMBudget < 0 {
 		return nil, fmt.Errorf("spill: negative threshold or budget")
@@ -106,43 +105,18 @@ func NewPool(cfg Config) (*Pool, error) {
 			return nil, err
 		}
 	}
-	sweepDeadDirs(cfg.Dir)
-	dir, err := os.MkdirTemp(cfg.Dir, fmt.Sprintf("spoolfs-%d-", os.Getpid()))
+	dir, err := makePrivateDir(cfg.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("spill: private directory: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		os.Remove(dir)
-		return nil, fmt.Errorf("spill: private directory: %w", err)
+		return nil, fmt.Errorf("spill: %s: %w", cfg.Dir, err)
 	}
 	p := &Pool{threshold: cfg.Threshold, budget: cfg.RAMBudget, dir: dir, seal: seal, maxDisk: cfg.MaxDiskFiles, live: make(map[*File]struct{})}
 	p.pages.New = func() any { return new([PageSize]byte) }
 	return p, nil
 }
 
-// sweepDeadDirs removes empty spoolfs-PID-* directories whose PID is gone.
-// os.Remove refuses non-empty directories, so nothing else can be lost.
-func sweepDeadDirs(parent string) {
-	entries, err := os.ReadDir(parent)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), "spoolfs-")
-		if !ok || !e.IsDir() {
-			continue
-		}
-		pidText, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if err != nil || pid == os.Getpid() || processAlive(pid) {
-			continue
-		}
-		os.Remove(filepath.Join(parent, e.Name()))
-	}
-}
-
-// Dir is the private directory that holds this pool's spill files.
-func (p *Pool) Dir() string { return p.dir }
+// Dir is the path the private directory that holds this pool's spill files
+// was made at, for messages: the pool never resolves it again.
+func (p *Pool) Dir() string { return p.dir.path }
 
 // Threshold is the largest size a file may have and stay in RAM.
 func (p *Pool) Threshold() int64 { return p.threshold }
@@ -159,13 +133,14 @@ func (p *Pool) newDiskFile() (*diskFile, error) {
 	if p.maxDisk > 0 && p.diskFiles.Load() >= p.maxDisk {
 		return nil, ErrTooManyFiles
 	}
-	d, err := newDiskFile(p.dir)
+	f, err := p.dir.newFile()
 	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 		return nil, fmt.Errorf("%w: %v", ErrTooManyFiles, err)
 	}
 	if err != nil {
 		return nil, err
 	}
+	d := &diskFile{f: f}
 	if p.seal != nil {
 		d.seal, d.id = p.seal, p.seal.fileIDs.Add(1)
 	}
@@ -191,6 +166,10 @@ func (p *Pool) Stats() Stats {
 // off. Further operations on those files fail with ErrClosed.
 func (p *Pool) Close() error {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
 	p.closed = true
 	live := make([]*File, 0, len(p.live))
 	for f := range p.live {
@@ -203,7 +182,7 @@ func (p *Pool) Close() error {
 			first = err
 		}
 	}
-	if err := os.Remove(p.dir); err != nil && first == nil {
+	if err := p.dir.remove(); err != nil && first == nil {
 		first = err
 	}
 	return first

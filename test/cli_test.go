@@ -1,6 +1,7 @@
 package test
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"io"
 	"os"
@@ -176,6 +177,131 @@ func wantRefused(t *testing.T, dir, flag string, args ...string) {
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], flag) {
 		t.Errorf("%q: exit %d, stderr %q; want exit 2 and one line naming %s", args, code, stderr, flag)
+	}
+}
+
+// TestCLIUnsafeSpillDir: a spill directory in which another user could
+// swap the daemon's private directory for a symlink (writable by others and
+// not sticky, or owned by another user), or one that is really inside the
+// mount point, whatever path leads there, is refused before anything is
+// mounted or made in it: one line that says why, exit 2.
+func TestCLIUnsafeSpillDir(t *testing.T) {
+	requireFUSE(t)
+	spoolfsBinary(t) // built before TMPDIR changes below
+	dir := t.TempDir()
+	mkdir := func(mode os.FileMode, uid int) string {
+		d := filepath.Join(t.TempDir(), "spill")
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	symlink := func(target string) string {
+		link := filepath.Join(t.TempDir(), "link")
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		return link
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	open := mkdir(0o777, 0)
+	bare := t.TempDir() // a mount point with nothing in it
+	cases := map[string]struct {
+		spillDir, tmpdir string // the flag, or TMPDIR when the flag is ""
+		mountpoint       string
+		says             string
+	}{
+		"writable by all, not sticky":   {spillDir: open, mountpoint: dir, says: "not sticky"},
+		"writable by group, not sticky": {spillDir: mkdir(0o770, 0), mountpoint: dir, says: "not sticky"},
+		"owned by another user":         {spillDir: mkdir(0o755, 1000), mountpoint: dir, says: "owned by uid 1000"},
+		"sticky, of another user":       {spillDir: mkdir(0o777|os.ModeSticky, 1000), mountpoint: dir, says: "owned by uid 1000"},
+		"TMPDIR writable by all":        {tmpdir: open, mountpoint: dir, says: "not sticky"},
+		"symlink to the mount point":    {spillDir: symlink(bare), mountpoint: bare, says: "inside the mount point"},
+		"symlink into the mount point":  {spillDir: symlink(filepath.Join(dir, "sub")), mountpoint: dir, says: "inside the mount point"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			args := []string{"mount", c.mountpoint}
+			if c.spillDir != "" {
+				args = []string{"mount", "--spill-dir", c.spillDir, c.mountpoint}
+			} else {
+				t.Setenv("TMPDIR", c.tmpdir)
+			}
+			code, _, stderr := runSpoolfs(t, args...)
+			if spoolfs.IsMounted(c.mountpoint) {
+				spoolfs.Unmount(c.mountpoint)
+				t.Fatal("mounted with an unsafe spill directory")
+			}
+			if code != 2 {
+				t.Errorf("exit %d, want 2; stderr: %s", code, stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "spoolfs mount: ") || !strings.Contains(lines[0], c.says) {
+				t.Errorf("want one line saying %q, got:\n%s", c.says, stderr)
+			}
+			spill := cmp.Or(c.spillDir, c.tmpdir)
+			if entries, _ := os.ReadDir(spill); len(entries) != 0 {
+				t.Errorf("refused, yet %s holds %s", spill, entries[0].Name())
+			}
+		})
+	}
+}
+
+// TestCLISafeSpillDir: the spill directories that are safe stay accepted:
+// /tmp as TMPDIR (sticky, root's), and a symlink to a directory of ours
+// outside the mount, which the daemon uses by its real path. The daemon
+// makes its private directory there and removes it on unmount.
+func TestCLISafeSpillDir(t *testing.T) {
+	requireFUSE(t)
+	ours := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(ours, link); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct{ spillDir, tmpdir, real string }{
+		"TMPDIR=/tmp":                      {tmpdir: "/tmp", real: "/tmp"},
+		"a symlink to a directory of ours": {spillDir: link, real: ours},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"mount", "-f", dir}
+			if c.spillDir != "" {
+				args = []string{"mount", "-f", "--spill-dir", c.spillDir, dir}
+			} else {
+				t.Setenv("TMPDIR", c.tmpdir)
+			}
+			d := startDaemon(t, dir, os.Stderr, args...)
+			if want := "spill to " + c.real + ")"; !strings.Contains(d.ready, want) {
+				t.Errorf("READY message %q lacks %q", d.ready, want)
+			}
+			private := filepath.Join(c.real, "spoolfs-"+strconv.Itoa(d.cmd.Process.Pid)+"-*")
+			if found, _ := filepath.Glob(private); len(found) != 1 {
+				t.Errorf("private directories %s: %q, want one", private, found)
+			}
+			if code, _, stderr := runSpoolfs(t, "umount", dir); code != 0 {
+				t.Fatalf("umount: exit %d: %s", code, stderr)
+			}
+			select {
+			case err := <-d.exited:
+				if err != nil {
+					t.Errorf("daemon exit: %v, want 0", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the daemon did not exit")
+			}
+			if found, _ := filepath.Glob(private); len(found) != 0 {
+				t.Errorf("left after unmount: %q", found)
+			}
+		})
 	}
 }
 

@@ -467,4 +467,63 @@ func TestSpillDirPrivate(t *testing.T) {
 	}
 }
 
+// TestSpillDirSwapped: someone who renames the daemon's private directory
+// and puts a symlink to a directory of theirs in its place (as another user
+// could in a spill dir writable by all and not sticky) gets none of the
+// data. The daemon keeps making spill files in its own directory, which it
+// holds open, and on unmount leaves both the symlink and its target alone.
+func TestSpillDirSwapped(t *testing.T) {
+	m := mountBinary(t, "--spill-threshold", "0")
+	entries, err := os.ReadDir(m.SpillDir)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("spill dir holds %v, %v; want one private directory", entries, err)
+	}
+	private := filepath.Join(m.SpillDir, entries[0].Name())
+	moved := filepath.Join(m.SpillDir, "moved")
+	attacker := t.TempDir()
+	if err := os.Rename(private, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(attacker, private); err != nil {
+		t.Fatal(err)
+	}
+
+	data := randBytes(7, 1<<20)
+	writeFile(t, filepath.Join(m.Dir, "f"), data)
+	inMoved := 0
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", m.PID))
+	for _, fd := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", m.PID, fd.Name()))
+		switch {
+		case strings.HasPrefix(target, attacker+"/"):
+			t.Errorf("the daemon's spill file is in the attacker's directory: %s", target)
+		case strings.HasPrefix(target, moved+"/"):
+			inMoved++
+		}
+	}
+	if inMoved != 1 {
+		t.Errorf("%d spill files in the daemon's own directory, want 1", inMoved)
+	}
+	checkContent(t, filepath.Join(m.Dir, "f"), data)
+
+	if code, _, stderr := runSpoolfs(t, "umount", m.Dir); code != 0 {
+		t.Fatalf("umount: exit %d: %s", code, stderr)
+	}
+	m.waitGone(t)
+	if st, err := os.Lstat(private); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symlink in place of the private directory after unmount: %v", err)
+	}
+	if names, err := os.ReadDir(attacker); err != nil || len(names) != 0 {
+		t.Errorf("the attacker's directory after unmount: %v, %v", names, err)
+	}
+	if err := os.Remove(private); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon cannot tell where its directory went: it is left, empty.
+	assertNoFiles(t, m.SpillDir)
+	if err := os.Remove(moved); err != nil {
+		t.Error(err)
+	}
+}
+
 var _ = bufio.NewReader

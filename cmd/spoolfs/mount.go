@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/spill"
 )
 
 // mountConfig is everything 'spoolfs mount' is told, before defaults that
@@ -50,7 +51,7 @@ func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
 	f.Var(&c.inodes, "inodes", "most files, directories and symlinks, 0 for no limit (default: physical memory / 8 KiB, as tmpfs)")
 	f.Var(&c.ram, "ram", "RAM budget for file data, extended attributes and symlink targets across the mount: bytes or a percentage of physical memory (default 25%)")
 	f.Var(&c.threshold, "spill-threshold", "size past which a file moves to disk (default 16MiB, or --ram if smaller)")
-	f.StringVar(&c.spillDir, "spill-dir", "", "directory for spilled data (default $TMPDIR, else /var/tmp)")
+	f.StringVar(&c.spillDir, "spill-dir", "", "directory for spilled data, owned by root or you, sticky if others can write it; not in the mount (default $TMPDIR, else /var/tmp)")
 	f.Var(&c.mode, "mode", "permissions of the root directory, in octal")
 	f.Uint32Var(&c.uid, "uid", uint32(os.Getuid()), "owner of the root directory (default: the caller's)")
 	f.Uint32Var(&c.gid, "gid", uint32(os.Getgid()), "group of the root directory (default: the caller's)")
@@ -371,34 +372,69 @@ func checkMountpoint(dir string) error {
 	return nil
 }
 
-// checkSpillDir picks the spill directory and checks that it is writable
-// and not inside the mount, where spilling would feed the mount to itself.
+// checkSpillDir picks the spill directory and checks it: a directory in
+// which no other user could replace the daemon's private directory
+// (spill.CheckDir), writable, and not inside the mount, where spilling
+// would feed the mount to itself. It returns the directory's real path.
 func (c *mountConfig) checkSpillDir(mountDir string) (string, error) {
-	dir := c.spillDir
+	what, dir := "--spill-dir", c.spillDir
 	if dir == "" {
-		dir = os.Getenv("TMPDIR")
-		if dir == "" || within(absPath(dir), mountDir) {
-			dir = "/var/tmp"
+		what, dir = "TMPDIR", os.Getenv("TMPDIR")
+		// A TMPDIR inside the mount is for the programs that use it.
+		if dir == "" || insideMount(realPath(dir), mountDir) {
+			what, dir = "spill dir", "/var/tmp"
 		}
 	}
-	dir = absPath(dir)
-	if within(dir, mountDir) {
-		return "", fmt.Errorf("--spill-dir %s: inside the mount point", dir)
-	}
-	st, err := os.Stat(dir)
+	real, err := filepath.EvalSymlinks(absPath(dir))
 	if err != nil {
-		return "", fmt.Errorf("--spill-dir %s: %v", dir, errors.Unwrap(err))
+		return "", fmt.Errorf("%s %s: %v", what, dir, errors.Unwrap(err))
 	}
-	if !st.IsDir() {
-		return "", fmt.Errorf("--spill-dir %s: not a directory", dir)
+	if insideMount(real, mountDir) {
+		return "", fmt.Errorf("%s %s: inside the mount point %s", what, dir, mountDir)
+	}
+	if err := spill.CheckDir(real); err != nil {
+		return "", fmt.Errorf("%s %s: %v", what, dir, err)
 	}
 	// Access(2) says yes to root everywhere, /proc included: try for real.
-	probe, err := os.MkdirTemp(dir, ".spoolfs-probe-")
+	probe, err := os.MkdirTemp(real, ".spoolfs-probe-")
 	if err != nil {
-		return "", fmt.Errorf("--spill-dir %s: not writable: %v", dir, errors.Unwrap(err))
+		return "", fmt.Errorf("%s %s: not writable: %v", what, dir, errors.Unwrap(err))
 	}
 	os.Remove(probe)
-	return dir, nil
+	return real, nil
+}
+
+// insideMount reports whether dir, a real path, is the mount point or below
+// it. It compares the device and inode of dir and each of its parents with
+// the mount point's, so that no way of spelling either path (symlinks, bind
+// mounts) hides the one in the other.
+func insideMount(dir, mountDir string) bool {
+	mnt, err := os.Stat(mountDir)
+	if err != nil {
+		// A dead mount: a directory below it cannot be reached, and fails
+		// when it is opened.
+		return false
+	}
+	for {
+		if st, err := os.Stat(dir); err == nil && os.SameFile(st, mnt) {
+			return true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return false
+		}
+		dir = parent
+	}
+}
+
+// realPath is p made absolute with every symlink resolved, or only made
+// absolute if it cannot be resolved.
+func realPath(p string) string {
+	abs := absPath(p)
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
 }
 
 func absPath(p string) string {
@@ -406,11 +442,6 @@ func absPath(p string) string {
 		return a
 	}
 	return p
-}
-
-func within(path, dir string) bool {
-	rel, err := filepath.Rel(dir, path)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 func userAllowOther() bool {
