@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -17,11 +18,19 @@ import (
 // descriptor: no path is resolved again, so someone who can rename entries
 // of the spill directory cannot send spilled data elsewhere by moving the
 // private directory and putting a symlink in its place.
+//
+// A tmp cleaner may remove it (it holds no names, its files being unnamed,
+// and systemd-tmpfiles removes an empty directory of /tmp ten days old):
+// the next spill then makes a new one, relative to the spill directory's
+// descriptor, which is held open for the pool's life.
 type privateDir struct {
-	parent *os.File // the spill directory, from which dir is removed at the end
-	dir    *os.File // the private directory
-	name   string   // dir's name in parent
-	path   string   // for messages only: never opened
+	parent   *os.File // the spill directory, from which dir is removed at the end
+	spillDir string   // parent's path, for messages only
+
+	mu   sync.Mutex // guards the three below
+	dir  *os.File   // the private directory
+	name string     // dir's name in parent
+	path string     // for messages only: never opened
 }
 
 // CheckDir reports whether dir is fit to spill into: a directory in which
@@ -78,6 +87,16 @@ func makePrivateDir(spillDir string) (*privateDir, error) {
 		return nil, err
 	}
 	sweepDeadDirs(parent)
+	dir, name, err := makeOwnDir(parent)
+	if err != nil {
+		parent.Close()
+		return nil, err
+	}
+	return &privateDir{parent: parent, spillDir: spillDir, dir: dir, name: name, path: spillDir + "/" + name}, nil
+}
+
+// makeOwnDir makes a new private directory in parent and opens it.
+func makeOwnDir(parent *os.File) (*os.File, string, error) {
 	prefix := "spoolfs-" + strconv.Itoa(os.Getpid()) + "-"
 	for range 100 {
 		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
@@ -86,18 +105,15 @@ func makePrivateDir(spillDir string) (*privateDir, error) {
 			continue
 		}
 		if err != nil {
-			parent.Close()
-			return nil, err
+			return nil, "", err
 		}
 		dir, err := openOwnDir(parent, name)
 		if err != nil {
-			parent.Close()
-			return nil, err
+			return nil, "", err
 		}
-		return &privateDir{parent: parent, dir: dir, name: name, path: spillDir + "/" + name}, nil
+		return dir, name, nil
 	}
-	parent.Close()
-	return nil, errors.New("no free name for a private directory")
+	return nil, "", errors.New("no free name for a private directory")
 }
 
 // openOwnDir opens the directory just made as name in parent, never
@@ -130,28 +146,77 @@ func openOwnDir(parent *os.File, name string) (*os.File, error) {
 }
 
 // newFile makes a spill file in the private directory, relative to its
-// descriptor.
+// descriptor; in a new private directory if the old one was removed.
 func (d *privateDir) newFile() (*os.File, error) {
+	dir, path := d.current()
+	f, err := openUnnamedIn(dir, path)
+	if err != nil && removed(dir) {
+		if dir, path, err = d.renew(dir); err == nil {
+			f, err = openUnnamedIn(dir, path)
+		}
+	}
+	return f, err
+}
+
+func (d *privateDir) current() (*os.File, string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dir, d.path
+}
+
+func openUnnamedIn(dir *os.File, path string) (*os.File, error) {
 	var fd int
-	err := withFD(d.dir, func(dirfd int) (err error) {
+	err := withFD(dir, func(dirfd int) (err error) {
 		fd, err = openUnnamed(dirfd)
 		return err
 	})
 	if err != nil {
-		return nil, &os.PathError{Op: "create spill file in", Path: d.path, Err: err}
+		return nil, &os.PathError{Op: "create spill file in", Path: path, Err: err}
 	}
-	return os.NewFile(uintptr(fd), d.path+"/(unnamed)"), nil
+	return os.NewFile(uintptr(fd), path+"/(unnamed)"), nil
+}
+
+// removed reports whether dir has been removed from the file system (its
+// files, made while it was there, live on).
+func removed(dir *os.File) bool {
+	var st unix.Stat_t
+	err := withFD(dir, func(fd int) error { return unix.Fstat(fd, &st) })
+	return err == nil && st.Nlink == 0
+}
+
+// renew replaces the removed private directory gone with a new one, unless
+// another spill has done so already, and returns the current one.
+func (d *privateDir) renew(gone *os.File) (*os.File, string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dir != gone {
+		return d.dir, d.path, nil
+	}
+	dir, name, err := makeOwnDir(d.parent)
+	if err != nil {
+		return nil, "", &os.PathError{Op: "make a new private directory in", Path: d.spillDir, Err: err}
+	}
+	// A spill still using the old descriptor keeps it open until it is
+	// done (withFD), so closing it here is safe.
+	gone.Close()
+	d.dir, d.name, d.path = dir, name, d.spillDir+"/"+name
+	return dir, d.path, nil
 }
 
 // remove removes the private directory, if its name still leads to it, and
 // closes both descriptors. It never follows a symlink, and leaves alone
 // whatever someone put in the directory's place.
 func (d *privateDir) remove() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	defer d.parent.Close()
 	defer d.dir.Close()
 	var ours unix.Stat_t
 	if err := withFD(d.dir, func(fd int) error { return unix.Fstat(fd, &ours) }); err != nil {
 		return err
+	}
+	if ours.Nlink == 0 {
+		return nil // removed by someone else (a tmp cleaner): nothing to do
 	}
 	err := withFD(d.parent, func(pfd int) error {
 		var there unix.Stat_t

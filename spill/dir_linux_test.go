@@ -80,3 +80,60 @@ func sameDir(t *testing.T, a, b string) bool {
 	sb, errB := os.Stat(b)
 	return errA == nil && errB == nil && os.SameFile(sa, sb)
 }
+
+// TestPrivateDirRemoved: a tmp cleaner (systemd-tmpfiles ages /tmp by ten
+// days) may remove the private directory of a long-running mount, which
+// holds no names since its files are unnamed. Spills must go on: the pool
+// makes a new private directory, relative to the spill directory it holds
+// open, and Close removes that one.
+func TestPrivateDirRemoved(t *testing.T) {
+	parent := t.TempDir()
+	p, err := NewPool(Config{Dir: parent, Threshold: 0, RAMBudget: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := p.NewFile(newAcct())
+	old := pat(PageSize+1, 3)
+	if _, err := before.WriteAt(old, 0); err != nil || !before.OnDisk() {
+		t.Fatalf("first spill: %v, on disk %v", err, before.OnDisk())
+	}
+	for round := range 3 {
+		if err := os.Remove(p.Dir()); err != nil {
+			t.Fatalf("round %d: the cleaner's rmdir: %v", round, err)
+		}
+		f := p.NewFile(newAcct())
+		data := pat(2*PageSize+7, byte(round))
+		if _, err := f.WriteAt(data, 0); err != nil {
+			t.Fatalf("round %d: a spill after the private directory was removed: %v", round, err)
+		}
+		if !f.OnDisk() {
+			t.Fatalf("round %d: file not spilled", round)
+		}
+		if where := spillFileDir(t, f); !sameDir(t, where, p.Dir()) {
+			t.Errorf("round %d: spill file in %s, not in the new private directory %s", round, where, p.Dir())
+		}
+		checkContents(t, f, data)
+		f.Close()
+	}
+	checkContents(t, before, old)
+	before.Close()
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if names, _ := os.ReadDir(parent); len(names) != 0 {
+		t.Errorf("left in the spill directory after Close: %v", names)
+	}
+
+	// Removed with no spill after it: nothing is left to remove, and the
+	// end of the mount is no failure.
+	p, err = NewPool(Config{Dir: parent, Threshold: 0, RAMBudget: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p.Dir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("Close after the private directory was removed: %v", err)
+	}
+}

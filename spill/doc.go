@@ -31,7 +31,10 @@
 //     resolved after NewPool, so moving the private directory or putting a
 //     symlink in its place sends no data elsewhere. The spill directory
 //     itself must be one in which no other user can do that (CheckDir):
-//     owned by root or by us, and sticky if others may write it.
+//     owned by root or by us, and sticky if others may write it. If the
+//     private directory is removed (a tmp cleaner ages empty directories
+//     out), the next spill makes a new one relative to the spill
+//     directory's descriptor, which the pool holds for its life.
 //
 // # Encrypted spill files
 //

@@ -99,6 +99,18 @@ func newTestPool(t testing.TB, threshold, budget int64) *Pool {
 	return p
 }
 
+// removeSpillDirs removes the pool's private directory and the spill
+// directory it is in, so that no spill can succeed: a private directory
+// removed alone is made again (TestPrivateDirRemoved).
+func removeSpillDirs(t testing.TB, p *Pool) {
+	t.Helper()
+	for _, dir := range []string{p.Dir(), filepath.Dir(p.Dir())} {
+		if err := os.Remove(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // forceSpill moves f to disk as the pool would.
 func forceSpill(t testing.TB, f *File) {
 	t.Helper()
@@ -571,10 +583,8 @@ func TestSpillFailureChangesNothing(t *testing.T) {
 		name        string
 		breakSpills func(t *testing.T, p *Pool) (mend func())
 	}{
-		{"directory removed", func(t *testing.T, p *Pool) func() {
-			if err := os.Remove(p.Dir()); err != nil {
-				t.Fatal(err)
-			}
+		{"spill directory removed", func(t *testing.T, p *Pool) func() {
+			removeSpillDirs(t, p)
 			return nil
 		}},
 		{"spill files capped", func(t *testing.T, p *Pool) func() {
@@ -611,14 +621,17 @@ func TestSpillFailureChangesNothing(t *testing.T) {
 				}
 				unchanged("with spills failing")
 				if mend == nil {
-					// A directory made again at the same path is not the
+					// Directories made again at the same paths are not the
 					// pool's: the pool holds its own by descriptor.
-					if err := os.Mkdir(p.Dir(), 0o700); err != nil {
+					if err := os.MkdirAll(p.Dir(), 0o700); err != nil {
 						t.Fatal(err)
 					}
-					unchanged("in a directory made again at the private directory's path")
+					unchanged("in directories made again at the spill and private directories' paths")
 					if entries, _ := os.ReadDir(p.Dir()); len(entries) != 0 {
 						t.Errorf("the new directory at the private directory's path holds %s", entries[0].Name())
+					}
+					if entries, _ := os.ReadDir(filepath.Dir(p.Dir())); len(entries) != 1 {
+						t.Errorf("the new directory at the spill directory's path holds %d names, want only the one made by the test", len(entries))
 					}
 					return
 				}
@@ -642,7 +655,7 @@ func TestSpillFailureChangesNothing(t *testing.T) {
 		if _, err := f.WriteAt(data, 0); err != nil {
 			t.Fatal(err)
 		}
-		os.Remove(p.Dir())
+		removeSpillDirs(t, p)
 		if _, err := f.WriteAt([]byte("y"), 2*P); err == nil {
 			t.Fatal("write needing a third page of a two-page budget succeeded")
 		}

@@ -116,7 +116,7 @@ func NewPool(cfg Config) (*Pool, error) {
 
 // Dir is the path the private directory that holds this pool's spill files
 // was made at, for messages: the pool never resolves it again.
-func (p *Pool) Dir() string { return p.dir.path }
+func (p *Pool) Dir() string { _, path := p.dir.current(); return path }
 
 // Threshold is the largest size a file may have and stay in RAM.
 func (p *Pool) Threshold() int64 { return p.threshold }
