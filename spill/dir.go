@@ -76,8 +76,9 @@ func checkSafe(d *os.File) error {
 }
 
 // makePrivateDir checks the spill directory, sweeps what dead pools left
-// there, and makes and opens a new private directory in it.
-func makePrivateDir(spillDir string) (*privateDir, error) {
+// there (if alive can tell which are dead), and makes and opens a new
+// private directory in it.
+func makePrivateDir(spillDir string, alive func(pid int) bool) (*privateDir, error) {
 	parent, err := openDir(spillDir)
 	if err != nil {
 		return nil, err
@@ -86,7 +87,9 @@ func makePrivateDir(spillDir string) (*privateDir, error) {
 		parent.Close()
 		return nil, err
 	}
-	sweepDeadDirs(parent)
+	if alive != nil {
+		sweepDeadDirs(parent, alive)
+	}
 	dir, name, err := makeOwnDir(parent)
 	if err != nil {
 		parent.Close()
@@ -238,7 +241,7 @@ func (d *privateDir) remove() error {
 // parent whose PID is gone. Removing a directory takes only an empty one,
 // so nothing else can be lost; one of another user's is not ours to judge
 // (its PID may be of another PID namespace).
-func sweepDeadDirs(parent *os.File) {
+func sweepDeadDirs(parent *os.File, alive func(pid int) bool) {
 	names, err := parent.Readdirnames(-1)
 	if err != nil {
 		return
@@ -250,7 +253,7 @@ func sweepDeadDirs(parent *os.File) {
 		}
 		pidText, _, _ := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidText)
-		if err != nil || pid == os.Getpid() || processAlive(pid) {
+		if err != nil || pid == os.Getpid() || alive(pid) {
 			continue
 		}
 		withFD(parent, func(pfd int) error {

@@ -1,9 +1,7 @@
 package spill
 
 import (
-	"bytes"
 	"os"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,18 +22,4 @@ func fallocate(f *os.File, mode uint32, off, length int64) error {
 			return err
 		}
 	}
-}
-
-// processAlive: a zombie is dead for our purpose, since its spill files
-// are closed, and a killed daemon whose parent has gone may stay one.
-func processAlive(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
 }

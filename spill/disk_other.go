@@ -50,8 +50,3 @@ func fallocate(f *os.File, mode uint32, off, length int64) error {
 	}
 	return nil
 }
-
-func processAlive(pid int) bool {
-	err := unix.Kill(pid, 0)
-	return err == nil || err == unix.EPERM
-}

@@ -999,7 +999,8 @@ func TestNewPool(t *testing.T) {
 }
 
 // TestSweepDeadDirs checks that NewPool removes the empty private
-// directories of our dead processes, and nothing else.
+// directories of our dead processes, as Config.ProcessAlive tells them,
+// and nothing else; with no ProcessAlive, nothing.
 func TestSweepDeadDirs(t *testing.T) {
 	parent := t.TempDir()
 	const deadPID = 1 << 30 // above any pid_max
@@ -1033,6 +1034,15 @@ func TestSweepDeadDirs(t *testing.T) {
 		kept = append(kept, theirs)
 	}
 	p, err := NewPool(Config{Dir: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if _, err := os.Stat(dead); err != nil {
+		t.Errorf("with no ProcessAlive, a leftover directory was removed: %v", err)
+	}
+	alive := func(pid int) bool { return pid != deadPID }
+	p, err = NewPool(Config{Dir: parent, ProcessAlive: alive})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,12 @@ type Config struct {
 	// with ErrTooManyFiles instead of the process running out of
 	// descriptors for everything else.
 	MaxDiskFiles int64
+	// ProcessAlive reports whether a process of ours still runs. NewPool
+	// removes the empty private directories that dead pools (processes
+	// killed before their Close) left in Dir, and asks it which are dead;
+	// nil leaves them all. The answer comes from outside: spill knows
+	// bytes, not processes.
+	ProcessAlive func(pid int) bool
 }
 
 // Stats is a snapshot of a pool's figures.
@@ -105,7 +111,7 @@ func NewPool(cfg Config) (*Pool, error) {
 			return nil, err
 		}
 	}
-	dir, err := makePrivateDir(cfg.Dir)
+	dir, err := makePrivateDir(cfg.Dir, cfg.ProcessAlive)
 	if err != nil {
 		return nil, fmt.Errorf("spill: %s: %w", cfg.Dir, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/proc"
 	"github.com/spoolfs/spoolfs/fs/requests"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
@@ -209,7 +210,7 @@ func serve(p *mountPlan, mounted func(), stderr io.Writer) int {
 func mount(p *mountPlan, logger *slog.Logger, met *metrics, tuner *procTuner) (*fuse.Server, *spoolfs.FS, error) {
 	pool, err := spill.NewPool(spill.Config{
 		Dir: p.spillDir, Threshold: p.threshold, RAMBudget: p.ram,
-		Encrypt: p.encrypt, MaxDiskFiles: maxSpillFiles(),
+		Encrypt: p.encrypt, MaxDiskFiles: maxSpillFiles(), ProcessAlive: proc.Alive,
 	})
 	if err != nil {
 		return nil, nil, err
