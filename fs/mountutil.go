@@ -15,6 +15,9 @@ const fsName = "spoolfs"
 // spoolfs on top, one whose daemon is gone: ClearDeadMounts takes it off.
 var ErrDeadMount = errors.New("a spoolfs mount whose daemon is gone")
 
+// ErrCovered: another filesystem was mounted over ours; see UnmountOwn.
+var ErrCovered = errors.New("another filesystem is mounted over it")
+
 // MountedError says why a directory cannot be mounted on: something other
 // than a dead spoolfs is mounted there.
 type MountedError struct {

@@ -14,6 +14,13 @@ var errNoFusectl = errors.New("aborting a FUSE connection needs Linux's fusectl"
 // ConnectionID has no meaning without fusectl.
 func ConnectionID(dir string) (uint32, error) { return 0, errNoFusectl }
 
+// TopConnection has no meaning without fusectl.
+func TopConnection(dir string) (uint32, bool) { return 0, false }
+
+// UnmountOwn is Unmount here: without connection numbers a daemon cannot
+// tell its own mount from one over it.
+func UnmountOwn(dir string, id uint32) error { return Unmount(dir) }
+
 // Abort has no equivalent here; a forced unmount is the way out.
 func Abort(id uint32) error { return errNoFusectl }
 

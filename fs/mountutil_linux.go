@@ -55,6 +55,7 @@ func isMounted(dir string) bool { return len(mountsOn(dir)) > 0 }
 // mountEntry is one line of /proc/self/mountinfo.
 type mountEntry struct {
 	id, parent string // mount IDs
+	dev        string // MAJ:MIN of the mounted device; for FUSE, 0:connection
 	fsType     string
 }
 
@@ -76,7 +77,7 @@ func parseMountinfo(mountinfo, dir string) []mountEntry {
 		if len(f) < 5 || UnescapeMountPath(f[4]) != dir {
 			continue
 		}
-		m := mountEntry{id: f[0], parent: f[1]}
+		m := mountEntry{id: f[0], parent: f[1], dev: f[2]}
 		if i := slices.Index(f[5:], "-"); i >= 0 && 5+i+1 < len(f) {
 			m.fsType = UnescapeMountPath(f[5+i+1])
 		}
@@ -157,6 +158,42 @@ func statfsWithin(dir string, d time.Duration) error {
 // detach takes the topmost mount off dir at once, busy or not: a dead
 // mount has nothing left to flush.
 func detach(dir string) error { return unix.Unmount(dir, unix.MNT_DETACH) }
+
+// TopConnection returns the FUSE connection of the mount on top of dir,
+// by mountinfo, without touching dir: what a daemon records once it has
+// mounted, so that its shutdown can tell its own mount from one that
+// covers it later (UnmountOwn).
+func TopConnection(dir string) (uint32, bool) {
+	top, ok := topMount(mountsOn(dir))
+	if !ok {
+		return 0, false
+	}
+	major, minor, ok := strings.Cut(top.dev, ":")
+	id, err := strconv.ParseUint(minor, 10, 32)
+	if !ok || major != "0" || err != nil {
+		return 0, false
+	}
+	return uint32(id), true
+}
+
+// UnmountOwn unmounts the FUSE connection id from dir, as Unmount does, if
+// that is the mount on top of dir. If another filesystem covers it (a
+// container runtime's bind, an administrator's tmpfs), the path names that
+// one, which is not ours to unmount: id is aborted instead, which ends its
+// server and leaves a dead mount under the other for 'spoolfs umount' to
+// clear once that one is gone, and the error is ErrCovered.
+func UnmountOwn(dir string, id uint32) error {
+	if top, ok := TopConnection(dir); !ok || top != id {
+		if !slices.ContainsFunc(mountsOn(dir), func(m mountEntry) bool { return m.dev == "0:"+strconv.FormatUint(uint64(id), 10) }) {
+			return nil // not mounted any more
+		}
+		if err := Abort(id); err != nil {
+			return fmt.Errorf("unmount %s: %w, and aborting our connection failed: %v", dir, ErrCovered, err)
+		}
+		return fmt.Errorf("unmount %s: %w; our connection is cut off, and 'spoolfs umount %s' clears it once that one is gone", dir, ErrCovered, dir)
+	}
+	return Unmount(dir)
+}
 
 // Unmount unmounts dir; if it is busy, it detaches it and aborts its
 // connection so that open files fail instead of keeping the daemon alive,

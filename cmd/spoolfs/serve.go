@@ -163,13 +163,21 @@ func serve(p *mountPlan, mounted func(), stderr io.Writer) int {
 		fmt.Sprintf("STATUS=spoolfs mounted at %s (size %s, RAM %s, spill to %s)",
 			p.dir, sizeText(p.size), sizeText(p.ram), p.spillDir))
 
+	// What is on top of p.dir now is ours; by the time we shut down,
+	// something else may have been mounted over it.
+	conn, knowConn := spoolfs.TopConnection(p.dir)
 	var once sync.Once
+	var unmountErr error
 	shutdown := func(why string) {
 		once.Do(func() {
 			logger.Info("shutting down", "dir", p.dir, "why", why)
 			notify.send("STOPPING=1", "STATUS=unmounting "+p.dir+" ("+why+")")
-			if err := spoolfs.Unmount(p.dir); err != nil {
-				logger.Error("unmount", "err", err)
+			unmount := spoolfs.Unmount
+			if knowConn {
+				unmount = func(dir string) error { return spoolfs.UnmountOwn(dir, conn) }
+			}
+			if unmountErr = unmount(p.dir); unmountErr != nil {
+				logger.Error("unmount", "err", unmountErr)
 			}
 		})
 	}
@@ -202,6 +210,9 @@ func serve(p *mountPlan, mounted func(), stderr io.Writer) int {
 	if err := fsys.Close(); err != nil {
 		logger.Error("freeing spilled data", "err", err)
 		return exitFailure
+	}
+	if errors.Is(unmountErr, spoolfs.ErrCovered) {
+		return exitFailure // every byte is freed, but a dead mount is left
 	}
 	logger.Info("unmounted", "dir", p.dir)
 	return exitOK
