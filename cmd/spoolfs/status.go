@@ -9,11 +9,11 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 
-	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/control"
 )
 
-// The mount's figures are fs.Status, read through user.spoolfs.status: the
-// daemon and the CLI share the type, so they cannot disagree on a field.
+// The mount's figures are control.Status, read through user.spoolfs.status:
+// the daemon and the CLI share the type, so they cannot disagree on a field.
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	f := pflag.NewFlagSet("status", pflag.ContinueOnError)
@@ -26,9 +26,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	path := f.Arg(0)
-	var st *spoolfs.Status
+	var st *control.Status
 	if raw, err := getControl(path, "status"); err == nil {
-		st = new(spoolfs.Status)
+		st = new(control.Status)
 		if err := json.Unmarshal([]byte(raw), st); err != nil {
 			fmt.Fprintf(stderr, "spoolfs status: bad figures from %s: %v\n", path, err)
 			return exitFailure
@@ -41,7 +41,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	if *asJSON {
 		printJSON(stdout, struct {
-			Mount    *spoolfs.Status `json:"mount,omitempty"`
+			Mount    *control.Status `json:"mount,omitempty"`
 			Sessions []*sessionInfo  `json:"sessions"`
 		}{st, nonNil(sessions)})
 		return exitOK
@@ -54,7 +54,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func printMountStatus(w io.Writer, st *spoolfs.Status) {
+func printMountStatus(w io.Writer, st *control.Status) {
 	ib := func(n int64) string { return humanize.IBytes(uint64(n)) }
 	capacity := "unlimited"
 	if st.Capacity > 0 {
