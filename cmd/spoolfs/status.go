@@ -27,7 +27,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	path := f.Arg(0)
 	var st *control.Status
-	if raw, err := getControl(path, "status"); err == nil {
+	if raw, err := getControl(path, control.AttrStatus); err == nil {
 		st = new(control.Status)
 		if err := json.Unmarshal([]byte(raw), st); err != nil {
 			fmt.Fprintf(stderr, "spoolfs status: bad figures from %s: %v\n", path, err)
@@ -40,10 +40,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	if *asJSON {
-		printJSON(stdout, struct {
-			Mount    *control.Status `json:"mount,omitempty"`
-			Sessions []*sessionInfo  `json:"sessions"`
-		}{st, nonNil(sessions)})
+		printJSON(stdout, control.StatusReport{Mount: st, Sessions: nonNil(sessions)})
 		return exitOK
 	}
 	if st != nil {
@@ -79,9 +76,9 @@ func printJSON(w io.Writer, v any) {
 }
 
 // nonNil makes an empty list print as [] rather than null.
-func nonNil(sessions []*sessionInfo) []*sessionInfo {
+func nonNil(sessions []*control.SessionInfo) []*control.SessionInfo {
 	if sessions == nil {
-		return []*sessionInfo{}
+		return []*control.SessionInfo{}
 	}
 	return sessions
 }
