@@ -72,7 +72,7 @@ unit:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzAccount$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./quota/
 	$(GO) test -run='^$$' -fuzz='^FuzzFile$$' -fuzztime=$(FUZZTIME_FILE) $(FUZZMIN) ./spill/
-	$(GO) test -run='^$$' -fuzz='^FuzzPolicyValue$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./fs/
+	$(GO) test -run='^$$' -fuzz='^FuzzPolicyValue$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./fs/control/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSize$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./cmd/spoolfs/
 	$(GO) test -run='^$$' -fuzz='^FuzzMountOptions$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./cmd/spoolfs/
 	$(GO) test -run='^$$' -fuzz='^FuzzDuration$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./cmd/spoolfs/

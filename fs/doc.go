@@ -1,14 +1,17 @@
 // Package fs maps FUSE operations onto spoolfs's storage: it owns the tree
 // of nodes (directories, files, symlinks, FIFOs, sockets and devices), the
 // sessions (top-level directories with their own quota and lifetime), the
-// user.spoolfs.* extended-attribute control surface, statfs, and the one
-// place where Go errors become errno (errno.go).
+// handlers of the user.spoolfs.* extended-attribute control surface (its
+// names, value formats and JSON are package fs/control, which the CLI
+// shares), statfs, and the one place where Go errors become errno
+// (errno.go).
 //
 // It builds on go-fuse's fs package: one Go type per node kind embedding
 // fs.Inode and attrs, persistent inodes (so that dropping the kernel's
 // caches never loses a file), and go-fuse's in-memory tree of names. File
-// bytes live in package spill, accounting in package quota; fs imports
-// nothing else of the project and logs only through the logger it is given.
+// bytes live in package spill, accounting in package quota; besides them
+// fs imports only its own packages below it (control, expiry, proc), and it
+// logs only through the logger it is given.
 //
 // # Invariants
 //

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"syscall"
 
+	"github.com/spoolfs/spoolfs/fs/control"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
@@ -41,6 +42,20 @@ func (f *FS) toErrno(op string, err error) syscall.Errno {
 		f.log.Warn("spill disk error", "op", op, "err", err)
 	}
 	return errno
+}
+
+// refusedValueErrno is what setxattr of a control attribute returns for a
+// value it refused: EPERM for one past the mount's ceilings (a session's
+// owner may not go there, root may), ESRCH for an owner process that does
+// not live, EINVAL for any other.
+func refusedValueErrno(err error) syscall.Errno {
+	switch {
+	case errors.Is(err, control.ErrCeiling):
+		return syscall.EPERM
+	case errors.Is(err, syscall.ESRCH):
+		return syscall.ESRCH
+	}
+	return syscall.EINVAL
 }
 
 // discardLogger is used when the caller gives none: library code logs

@@ -11,6 +11,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/spoolfs/spoolfs/fs/control"
 	"github.com/spoolfs/spoolfs/fs/proc"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
@@ -26,7 +27,7 @@ type Config struct {
 	RootGID  uint32
 	// Sessions is the policy of new sessions (top-level directories) and
 	// the ceiling their owners may not raise theirs above.
-	Sessions SessionPolicy
+	Sessions control.SessionPolicy
 	Logger   *slog.Logger // nil: log nothing
 	// WritebackCache lets the kernel gather writes in its page cache and
 	// send them later in large pieces: small writes get many times faster,

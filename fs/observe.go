@@ -1,6 +1,10 @@
 package fs
 
-import "syscall"
+import (
+	"syscall"
+
+	"github.com/spoolfs/spoolfs/fs/control"
+)
 
 // Observer is told of events worth counting: the filesystem measures
 // nothing on its own, and knows nothing of how the counts are kept. Its
@@ -22,7 +26,7 @@ type Observer interface {
 
 // SessionEndReasons lists the reasons Observer.SessionEnded is given.
 func SessionEndReasons() []string {
-	return []string{reasonTTL, reasonIdle, reasonOwner, reasonRemoved}
+	return []string{control.ReasonTTL, control.ReasonIdle, control.ReasonOwner, control.ReasonRemoved}
 }
 
 // observerOr returns o, or one that ignores everything if o is nil.

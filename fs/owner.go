@@ -2,12 +2,11 @@ package fs
 
 import (
 	"errors"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/spoolfs/spoolfs/fs/control"
 	"github.com/spoolfs/spoolfs/fs/proc"
 )
 
@@ -20,14 +19,12 @@ import (
 // (0: the caller itself): the CLI, run from a shell inside a container,
 // resolves --pid $$ to that form, and we walk the same chain of parents
 // from the caller's PID in our namespace. "0" or "none" removes the owner.
+// control.ParseOwner reads the value; this resolves it.
 func (s *session) setOwner(caller *fuse.Caller, value string) syscall.Errno {
 	pid, err := resolveOwner(caller, value)
 	if err != nil {
 		s.fsys.log.Debug("refused session owner", "value", value, "err", err)
-		if errors.Is(err, syscall.ESRCH) {
-			return syscall.ESRCH
-		}
-		return syscall.EINVAL
+		return refusedValueErrno(err)
 	}
 	var stop func()
 	if pid != 0 {
@@ -47,38 +44,36 @@ func (s *session) setOwner(caller *fuse.Caller, value string) syscall.Errno {
 
 func (s *session) ownerExited() {
 	s.mu.Lock()
-	s.endRequest = reasonOwner
+	s.endRequest = control.ReasonOwner
 	s.mu.Unlock()
 	s.fsys.sessions.schedule(s)
 }
 
+// errNotSameNamespace refuses a plain PID from a caller whose PIDs are not
+// ours: the number would name another process here.
+var errNotSameNamespace = errors.New("pid is from another PID namespace; use ancestor:N")
+
 // resolveOwner turns an owner value into a PID in the daemon's namespace.
 func resolveOwner(caller *fuse.Caller, value string) (int, error) {
-	value = strings.TrimSpace(value)
-	if value == "0" || value == "none" {
-		return 0, nil
-	}
-	if rest, ok := strings.CutPrefix(value, "ancestor:"); ok {
-		n, err := strconv.Atoi(rest)
-		if err != nil || n < 0 || n > 1024 {
-			return 0, errors.New("ancestor:N needs N between 0 and 1024")
-		}
+	owner, err := control.ParseOwner(value)
+	switch {
+	case err != nil:
+		return 0, err
+	case owner.OfCaller:
 		if caller == nil || caller.Pid == 0 {
 			return 0, errors.New("the caller is not visible from the daemon's PID namespace")
 		}
-		return ancestor(int(caller.Pid), n)
-	}
-	pid, err := strconv.Atoi(value)
-	if err != nil || pid <= 0 {
-		return 0, errors.New("not a PID")
+		return ancestor(int(caller.Pid), owner.Ancestor)
+	case owner.PID == 0:
+		return 0, nil
 	}
 	if caller != nil && caller.Pid != 0 && !proc.SameNamespace(int(caller.Pid)) {
 		return 0, errNotSameNamespace
 	}
-	if !proc.Alive(pid) {
+	if !proc.Alive(owner.PID) {
 		return 0, syscall.ESRCH
 	}
-	return pid, nil
+	return owner.PID, nil
 }
 
 // ancestor walks n parents up from pid.

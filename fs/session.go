@@ -12,26 +12,9 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/spoolfs/spoolfs/fs/control"
 	"github.com/spoolfs/spoolfs/fs/expiry"
 	"github.com/spoolfs/spoolfs/quota"
-)
-
-// SessionPolicy is a session's lifetime and limits; a zero field means none.
-// The mount's policy is both the default for new sessions and the ceiling
-// that a session's owner may not raise its own above.
-type SessionPolicy struct {
-	TTL    time.Duration // age at which the session ends
-	Idle   time.Duration // time without activity after which it ends
-	Bytes  int64         // byte quota (EDQUOT past it)
-	Inodes int64         // inode quota
-}
-
-// Reasons a session ends, as logged and reported in user.spoolfs.reason.
-const (
-	reasonTTL     = "ttl"
-	reasonIdle    = "idle"
-	reasonOwner   = "owner-exited"
-	reasonRemoved = "removed"
 )
 
 // session is a top-level directory of the mount with its own account and
@@ -55,7 +38,7 @@ type session struct {
 	mu sync.Mutex
 	// Guarded by mu:
 	nodes      map[uint64]node // every live node inside, by inode number
-	policy     SessionPolicy
+	policy     control.SessionPolicy
 	pid        int    // owning process, in the daemon's PID namespace; 0: none
 	endRequest string // set when the session must end at once (rm, owner exited)
 	stopWatch  func() // stops watching pid
@@ -72,12 +55,12 @@ func (s *session) deadlineLocked() (time.Time, string) {
 	var at time.Time
 	var why string
 	if s.policy.TTL > 0 {
-		at, why = s.created.Add(s.policy.TTL), reasonTTL
+		at, why = s.created.Add(s.policy.TTL), control.ReasonTTL
 	}
 	if s.policy.Idle > 0 {
 		idleAt := time.Unix(0, s.lastActive.Load()).Add(s.policy.Idle)
 		if at.IsZero() || idleAt.Before(at) {
-			at, why = idleAt, reasonIdle
+			at, why = idleAt, control.ReasonIdle
 		}
 	}
 	return at, why
@@ -86,7 +69,7 @@ func (s *session) deadlineLocked() (time.Time, string) {
 // sessionTable tracks the live sessions and their deadlines.
 type sessionTable struct {
 	fsys     *FS
-	defaults SessionPolicy
+	defaults control.SessionPolicy
 	kick     chan struct{} // wakes the expiry loop after a deadline moved
 
 	mu sync.Mutex
@@ -95,7 +78,7 @@ type sessionTable struct {
 	live  map[*session]struct{}
 }
 
-func newSessionTable(f *FS, defaults SessionPolicy) *sessionTable {
+func newSessionTable(f *FS, defaults control.SessionPolicy) *sessionTable {
 	return &sessionTable{fsys: f, defaults: defaults, kick: make(chan struct{}, 1),
 		queue: expiry.New[*session](), live: make(map[*session]struct{})}
 }
@@ -162,7 +145,7 @@ func (t *sessionTable) expireDue(now time.Time) {
 		switch {
 		case why == "":
 			continue // the policy changed to "never"
-		case why == reasonIdle && s.opens.Load() > 0:
+		case why == control.ReasonIdle && s.opens.Load() > 0:
 			s.touch()
 			t.schedule(s)
 		case at.After(now):
@@ -344,8 +327,8 @@ func (n *sessionDir) dropLink() {
 	n.fsys.sessions.forget(s)
 	s.maybeClose()
 	// Only an empty session can be removed this way: nothing else to free.
-	n.fsys.log.Info("session ended", "session", name, "reason", reasonRemoved, "bytes_freed", 0)
-	n.fsys.obs.SessionEnded(reasonRemoved)
+	n.fsys.log.Info("session ended", "session", name, "reason", control.ReasonRemoved, "bytes_freed", 0)
+	n.fsys.obs.SessionEnded(control.ReasonRemoved)
 }
 
 // dropLinkQuiet frees the directory's own inode.
@@ -399,6 +382,6 @@ func (a *attrs) active() {
 	}
 }
 
-func limitsOf(p SessionPolicy) quota.Limits {
+func limitsOf(p control.SessionPolicy) quota.Limits {
 	return quota.Limits{Bytes: p.Bytes, Inodes: p.Inodes}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/spoolfs/spoolfs/fs/control"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
@@ -72,7 +73,7 @@ func (l *sessLogBuffer) String() string {
 
 // sessOpts configures a test mount.
 type sessOpts struct {
-	policy    SessionPolicy
+	policy    control.SessionPolicy
 	size      int64 // the mount's byte limit; 0: none
 	threshold int64 // spill threshold; 0 means 64 MiB (files stay in RAM)
 	spillAll  bool  // spill every byte (threshold 0)
@@ -389,7 +390,7 @@ func sessWriteN(t testing.TB, p string, n int) {
 }
 
 func TestSessionEndsAtTTL(t *testing.T) {
-	m := mountSessions(t, sessOpts{policy: SessionPolicy{TTL: time.Hour}})
+	m := mountSessions(t, sessOpts{policy: control.SessionPolicy{TTL: time.Hour}})
 	t0 := m.clock.Now()
 	s := m.mkSession("job")
 	sessWriteN(t, filepath.Join(s, "data"), 25*4096)
@@ -397,13 +398,13 @@ func TestSessionEndsAtTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	sessWriteN(t, filepath.Join(s, "a/b/more"), 3*4096)
-	if got := m.sessGetx(s, ctlReason); got != reasonTTL {
+	if got := m.sessGetx(s, control.AttrReason); got != control.ReasonTTL {
 		t.Errorf("reason %q, want ttl", got)
 	}
-	if got, want := m.sessGetx(s, ctlExpires), sessRFC(t0.Add(time.Hour)); got != want {
+	if got, want := m.sessGetx(s, control.AttrExpires), sessRFC(t0.Add(time.Hour)); got != want {
 		t.Errorf("expires %q, want %q", got, want)
 	}
-	if got, want := m.sessGetx(s, ctlCreated), sessRFC(t0); got != want {
+	if got, want := m.sessGetx(s, control.AttrCreated), sessRFC(t0); got != want {
 		t.Errorf("created %q, want %q", got, want)
 	}
 	// Activity does not move a TTL.
@@ -415,10 +416,10 @@ func TestSessionEndsAtTTL(t *testing.T) {
 	m.wantAlive("job")
 	m.advance(2 * time.Second)
 	m.wantGone("job")
-	m.wantEndLog("job", reasonTTL, 29*4096)
+	m.wantEndLog("job", control.ReasonTTL, 29*4096)
 	m.waitBaseline()
-	var st Status
-	if err := json.Unmarshal([]byte(m.sessGetx(m.dir, ctlStatus)), &st); err != nil {
+	var st control.Status
+	if err := json.Unmarshal([]byte(m.sessGetx(m.dir, control.AttrStatus)), &st); err != nil {
 		t.Fatal(err)
 	}
 	if st.Sessions != 0 || st.Used != 0 || st.Files != 0 {
@@ -463,11 +464,11 @@ func TestSessionIdle(t *testing.T) {
 			}
 		}},
 		"touch attribute": {true, func(m *sessMount, s string) func() {
-			return func() { m.setx(s, ctlTouch, "1") }
+			return func() { m.setx(s, control.AttrTouch, "1") }
 		}},
 		"control attributes": {false, func(m *sessMount, s string) func() {
 			return func() {
-				for _, name := range []string{ctlTTL, ctlIdle, ctlSize, ctlInodes, ctlPID, ctlUsage, ctlExpires, ctlCreated, ctlReason} {
+				for _, name := range []string{control.AttrTTL, control.AttrIdle, control.AttrSize, control.AttrInodes, control.AttrPID, control.AttrUsage, control.AttrExpires, control.AttrCreated, control.AttrReason} {
 					m.sessGetx(s, name)
 				}
 				if _, err := unix.Listxattr(s, make([]byte, 4096)); err != nil {
@@ -482,7 +483,7 @@ func TestSessionIdle(t *testing.T) {
 	}
 	for name, act := range activities {
 		t.Run(name, func(t *testing.T) {
-			m := mountSessions(t, sessOpts{policy: SessionPolicy{Idle: idle}})
+			m := mountSessions(t, sessOpts{policy: control.SessionPolicy{Idle: idle}})
 			s := m.mkSession("idle")
 			sessWriteN(t, filepath.Join(s, "f"), 100)
 			// RELEASE comes after close(2) returns and counts as use:
@@ -491,10 +492,10 @@ func TestSessionIdle(t *testing.T) {
 			t0 := m.clock.Now()
 			do := act.prep(m, s)
 			sess := m.mustSession("idle")
-			if got, want := m.sessGetx(s, ctlExpires), sessRFC(t0.Add(idle)); got != want {
+			if got, want := m.sessGetx(s, control.AttrExpires), sessRFC(t0.Add(idle)); got != want {
 				t.Fatalf("expires %q, want %q", got, want)
 			}
-			if got := m.sessGetx(s, ctlReason); got != reasonIdle {
+			if got := m.sessGetx(s, control.AttrReason); got != control.ReasonIdle {
 				t.Fatalf("reason %q, want idle", got)
 			}
 
@@ -506,7 +507,7 @@ func TestSessionIdle(t *testing.T) {
 			if act.counts {
 				want = t1.Add(idle)
 			}
-			if got := m.sessGetx(s, ctlExpires); got != sessRFC(want) {
+			if got := m.sessGetx(s, control.AttrExpires); got != sessRFC(want) {
 				t.Fatalf("after the %s, expires %q, want %q", name, got, sessRFC(want))
 			}
 
@@ -514,7 +515,7 @@ func TestSessionIdle(t *testing.T) {
 			m.expire()
 			if !act.counts {
 				m.wantGone("idle")
-				m.wantEndLog("idle", reasonIdle, 4096)
+				m.wantEndLog("idle", control.ReasonIdle, 4096)
 				m.waitBaseline()
 				return
 			}
@@ -524,7 +525,7 @@ func TestSessionIdle(t *testing.T) {
 			m.wantAlive("idle")
 			m.advance(2 * time.Second)
 			m.wantGone("idle")
-			m.wantEndLog("idle", reasonIdle, 4096)
+			m.wantEndLog("idle", control.ReasonIdle, 4096)
 			m.waitBaseline()
 		})
 	}
@@ -533,7 +534,7 @@ func TestSessionIdle(t *testing.T) {
 // TestSessionIdleWithOpenFile: a session with a file open is in use, however
 // long nothing happens.
 func TestSessionIdleWithOpenFile(t *testing.T) {
-	m := mountSessions(t, sessOpts{policy: SessionPolicy{Idle: 10 * time.Minute}})
+	m := mountSessions(t, sessOpts{policy: control.SessionPolicy{Idle: 10 * time.Minute}})
 	s := m.mkSession("busy")
 	f, err := os.Create(filepath.Join(s, "open"))
 	if err != nil {
@@ -550,7 +551,7 @@ func TestSessionIdleWithOpenFile(t *testing.T) {
 	m.wantAlive("busy")
 	m.advance(2 * time.Second)
 	m.wantGone("busy")
-	m.wantEndLog("busy", reasonIdle, 0)
+	m.wantEndLog("busy", control.ReasonIdle, 0)
 	m.waitBaseline()
 }
 
@@ -560,18 +561,18 @@ func TestSessionEndAttribute(t *testing.T) {
 	m := mountSessions(t, sessOpts{})
 	s := m.mkSession("rm-me")
 	sessWriteN(t, filepath.Join(s, "f"), 8192)
-	if got := m.sessGetx(s, ctlReason); got != "none" {
+	if got := m.sessGetx(s, control.AttrReason); got != "none" {
 		t.Errorf("reason %q, want none", got)
 	}
-	if got := m.sessGetx(s, ctlExpires); got != "never" {
+	if got := m.sessGetx(s, control.AttrExpires); got != "never" {
 		t.Errorf("expires %q, want never", got)
 	}
-	m.setx(s, ctlEnd, "1")
+	m.setx(s, control.AttrEnd, "1")
 	m.wantAlive("rm-me") // until the expiry loop runs
-	if got := m.sessGetx(s, ctlReason); got != reasonRemoved {
-		t.Errorf("reason after end: %q, want %s", got, reasonRemoved)
+	if got := m.sessGetx(s, control.AttrReason); got != control.ReasonRemoved {
+		t.Errorf("reason after end: %q, want %s", got, control.ReasonRemoved)
 	}
-	if got, want := m.sessGetx(s, ctlExpires), sessRFC(m.clock.Now()); got != want {
+	if got, want := m.sessGetx(s, control.AttrExpires), sessRFC(m.clock.Now()); got != want {
 		t.Errorf("expires after end: %q, want now (%q)", got, want)
 	}
 	// RELEASE reaches us after close(2) returns: until it has, the file
@@ -579,7 +580,7 @@ func TestSessionEndAttribute(t *testing.T) {
 	m.waitOpens(m.mustSession("rm-me"), 0)
 	m.expire()
 	m.wantGone("rm-me")
-	m.wantEndLog("rm-me", reasonRemoved, 8192)
+	m.wantEndLog("rm-me", control.ReasonRemoved, 8192)
 	m.waitBaseline()
 }
 
@@ -594,11 +595,11 @@ func TestSessionOwnerExit(t *testing.T) {
 	}
 	defer sleep.Process.Kill()
 	pid := strconv.Itoa(sleep.Process.Pid)
-	m.setx(s, ctlPID, pid)
-	if got := m.sessGetx(s, ctlPID); got != pid {
+	m.setx(s, control.AttrPID, pid)
+	if got := m.sessGetx(s, control.AttrPID); got != pid {
 		t.Errorf("pid %q, want %s", got, pid)
 	}
-	if got := m.sessGetx(s, ctlReason); got != "none" {
+	if got := m.sessGetx(s, control.AttrReason); got != "none" {
 		t.Errorf("reason while the owner lives: %q", got)
 	}
 	m.expire()
@@ -607,22 +608,22 @@ func TestSessionOwnerExit(t *testing.T) {
 	sleep.Process.Kill()
 	sleep.Wait()
 	sessPoll(t, 10*time.Second, "reason owner-exited", func() bool {
-		v, err := sessGetx(s, ctlReason)
-		return err == nil && v == reasonOwner
+		v, err := sessGetx(s, control.AttrReason)
+		return err == nil && v == control.ReasonOwner
 	})
 	m.wantAlive("owned") // until the expiry loop runs
 	m.expire()
 	m.wantGone("owned")
-	m.wantEndLog("owned", reasonOwner, 4096)
+	m.wantEndLog("owned", control.ReasonOwner, 4096)
 	m.waitBaseline()
 
 	// A process that is gone cannot own a session.
 	s2 := m.mkSession("late")
-	if err := unix.Setxattr(s2, ctlPID, []byte(pid), 0); !errors.Is(err, syscall.ESRCH) {
+	if err := unix.Setxattr(s2, control.AttrPID, []byte(pid), 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("pid of a dead process: %v, want ESRCH", err)
 	}
 	for _, bad := range []string{"abc", "-3", "ancestor:x", "ancestor:-1"} {
-		if err := unix.Setxattr(s2, ctlPID, []byte(bad), 0); !errors.Is(err, syscall.EINVAL) {
+		if err := unix.Setxattr(s2, control.AttrPID, []byte(bad), 0); !errors.Is(err, syscall.EINVAL) {
 			t.Errorf("pid %q: %v, want EINVAL", bad, err)
 		}
 	}
@@ -632,12 +633,12 @@ func TestSessionOwnerExit(t *testing.T) {
 	if err := other.Start(); err != nil {
 		t.Fatal(err)
 	}
-	m.setx(s2, ctlPID, strconv.Itoa(other.Process.Pid))
-	m.setx(s2, ctlPID, "0")
+	m.setx(s2, control.AttrPID, strconv.Itoa(other.Process.Pid))
+	m.setx(s2, control.AttrPID, "0")
 	other.Process.Kill()
 	other.Wait()
 	m.expire()
-	if got := m.sessGetx(s2, ctlReason); got != "none" {
+	if got := m.sessGetx(s2, control.AttrReason); got != "none" {
 		t.Errorf("reason after the unset owner exited: %q", got)
 	}
 	m.wantAlive("late")
@@ -673,15 +674,15 @@ func TestSessionEndFreesEverything(t *testing.T) {
 				t.Fatal(err)
 			}
 			m.waitOpens(m.mustSession("big"), 0)
-			var u sessionUsage
-			if err := json.Unmarshal([]byte(m.sessGetx(s, ctlUsage)), &u); err != nil {
+			var u control.SessionUsage
+			if err := json.Unmarshal([]byte(m.sessGetx(s, control.AttrUsage)), &u); err != nil {
 				t.Fatal(err)
 			}
 			// 1 session dir + 4 dN + 4 dN/sub + 20 files + link + fifo
 			if u.Bytes != bytesIn || u.Inodes != 31 || u.RAM+u.Disk != bytesIn || (u.Disk == fileBytes) != spillAll {
 				t.Errorf("usage %+v, want %d bytes, 31 inodes, spilled=%v", u, bytesIn, spillAll)
 			}
-			m.setx(s, ctlEnd, "1")
+			m.setx(s, control.AttrEnd, "1")
 			m.expire()
 			m.wantGone("big")
 			rec := m.endLog("big")
@@ -695,7 +696,7 @@ func TestSessionEndFreesEverything(t *testing.T) {
 				t.Errorf("pool: %+v, want only keep's file on disk", st)
 			}
 			m.wantAlive("keep")
-			m.setx(keep, ctlEnd, "1")
+			m.setx(keep, control.AttrEnd, "1")
 			m.expire()
 			m.wantGone("keep")
 			m.waitBaseline()
@@ -759,7 +760,7 @@ func TestSessionEndFreesMetadata(t *testing.T) {
 	if held := m.pool.Stats().RAMBytes; held < 5*64<<10 {
 		t.Fatalf("the pool holds %d bytes of RAM with five 64 KiB values set", held)
 	}
-	m.setx(s, ctlEnd, "1")
+	m.setx(s, control.AttrEnd, "1")
 	m.expire()
 	m.wantGone("meta")
 	if err := unix.Fsetxattr(int(open.Fd()), "user.more", big, 0); err != nil {
@@ -786,7 +787,7 @@ func TestSessionRmdirEndsAndLogs(t *testing.T) {
 		t.Errorf("%d sessions left", n)
 	}
 	m.waitBaseline()
-	m.wantEndLog("empty", reasonRemoved, 0)
+	m.wantEndLog("empty", control.ReasonRemoved, 0)
 }
 
 // TestSessionOpenFilesOutliveEnd: a file open when its session ends keeps
@@ -805,7 +806,7 @@ func TestSessionOpenFilesOutliveEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			sess := m.mustSession("s")
-			m.setx(s, ctlEnd, "1")
+			m.setx(s, control.AttrEnd, "1")
 			m.expire()
 			m.wantGone("s")
 			if rec := m.endLog("s"); rec["bytes_still_open"] != float64(65536) {
@@ -856,7 +857,7 @@ func TestSessionDirFdAfterEnd(t *testing.T) {
 		}
 		fds = append(fds, fd)
 	}
-	m.setx(s, ctlEnd, "1")
+	m.setx(s, control.AttrEnd, "1")
 	m.expire()
 	m.wantGone("s")
 	for i, fd := range fds {
@@ -948,7 +949,7 @@ func (m *sessMount) finish(done <-chan struct{}, what string) {
 // TestSessionRaceWrite: sessions end while files in them are written
 // through open descriptors and created by name.
 func TestSessionRaceWrite(t *testing.T) {
-	m := mountSessions(t, sessOpts{policy: SessionPolicy{TTL: time.Hour}})
+	m := mountSessions(t, sessOpts{policy: control.SessionPolicy{TTL: time.Hour}})
 	for i := range sessRaceIterations {
 		name := fmt.Sprintf("w%d", i)
 		s := m.mkSession(name)
@@ -1093,7 +1094,7 @@ func TestSessionRaceCreate(t *testing.T) {
 			}()
 		}
 		started.Wait()
-		m.setx(s, ctlEnd, "1")
+		m.setx(s, control.AttrEnd, "1")
 		m.expire()
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
@@ -1152,7 +1153,7 @@ func TestSessionRaceRename(t *testing.T) {
 		if err := bad.Load(); err != nil {
 			t.Fatalf("rename in a session: %v", err)
 		}
-		m.setx(s, ctlEnd, "1")
+		m.setx(s, control.AttrEnd, "1")
 		m.expire()
 		m.finish(done, "the renamer")
 		if err := bad.Load(); err != nil {
@@ -1216,7 +1217,7 @@ func TestSessionRaceListRoot(t *testing.T) {
 			names = append(names, name)
 		}
 		for _, name := range names {
-			m.setx(m.path(name), ctlEnd, "1")
+			m.setx(m.path(name), control.AttrEnd, "1")
 		}
 		m.expire()
 		for _, name := range names {
@@ -1243,7 +1244,7 @@ func TestSessionRaceRmdirAndExpiry(t *testing.T) {
 	for i := range sessRaceIterations {
 		name := fmt.Sprintf("e%d", i)
 		s := m.mkSession(name)
-		m.setx(s, ctlEnd, "1")
+		m.setx(s, control.AttrEnd, "1")
 		done := make(chan error, 1)
 		go func() { done <- unix.Rmdir(s) }()
 		m.expire()
@@ -1270,7 +1271,7 @@ func TestSessionRaceRmdirAndExpiry(t *testing.T) {
 // TestSessionRacePolicy: policy changes, touches and reads race the expiry
 // loop; afterwards the session still obeys the last policy set.
 func TestSessionRacePolicy(t *testing.T) {
-	m := mountSessions(t, sessOpts{policy: SessionPolicy{TTL: time.Hour, Idle: time.Hour}})
+	m := mountSessions(t, sessOpts{policy: control.SessionPolicy{TTL: time.Hour, Idle: time.Hour}})
 	s := m.mkSession("p")
 	sessWriteN(t, filepath.Join(s, "f"), 4096)
 	stop := make(chan struct{})
@@ -1289,15 +1290,15 @@ func TestSessionRacePolicy(t *testing.T) {
 				var err error
 				switch (g + j) % 5 {
 				case 0:
-					err = unix.Setxattr(s, ctlTTL, []byte(fmt.Sprintf("%dm", 30+j%30)), 0)
+					err = unix.Setxattr(s, control.AttrTTL, []byte(fmt.Sprintf("%dm", 30+j%30)), 0)
 				case 1:
-					err = unix.Setxattr(s, ctlIdle, []byte(fmt.Sprintf("%dm", 30+j%30)), 0)
+					err = unix.Setxattr(s, control.AttrIdle, []byte(fmt.Sprintf("%dm", 30+j%30)), 0)
 				case 2:
-					err = unix.Setxattr(s, ctlTouch, []byte("1"), 0)
+					err = unix.Setxattr(s, control.AttrTouch, []byte("1"), 0)
 				case 3:
-					_, err = sessGetx(s, ctlExpires)
+					_, err = sessGetx(s, control.AttrExpires)
 				case 4:
-					_, err = sessGetx(s, ctlUsage)
+					_, err = sessGetx(s, control.AttrUsage)
 				}
 				if err != nil {
 					bad.Store(err)
@@ -1317,14 +1318,14 @@ func TestSessionRacePolicy(t *testing.T) {
 		t.Fatalf("control attribute while the expiry loop ran: %v", err)
 	}
 	m.wantAlive("p")
-	m.setx(s, ctlIdle, "0")
-	m.setx(s, ctlTTL, "1s")
-	if got := m.sessGetx(s, ctlReason); got != reasonTTL {
+	m.setx(s, control.AttrIdle, "0")
+	m.setx(s, control.AttrTTL, "1s")
+	if got := m.sessGetx(s, control.AttrReason); got != control.ReasonTTL {
 		t.Errorf("reason %q, want ttl", got)
 	}
 	m.expire() // created more than 1s ago: due now
 	m.wantGone("p")
-	m.wantEndLog("p", reasonTTL, 4096)
+	m.wantEndLog("p", control.ReasonTTL, 4096)
 	m.waitBaseline()
 }
 
@@ -1360,7 +1361,7 @@ func TestSessionRaceLookup(t *testing.T) {
 			}
 		}()
 		<-started
-		m.setx(s, ctlEnd, "1")
+		m.setx(s, control.AttrEnd, "1")
 		m.expire()
 		close(stop)
 		m.finish(done, "the lookups")
@@ -1442,7 +1443,7 @@ func TestSessionRaceMmap(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			kill("did not start writing")
 		}
-		m.setx(s, ctlEnd, "1")
+		m.setx(s, control.AttrEnd, "1")
 		m.expire()
 		m.wantGone(name)
 		stdin.Write([]byte("ended\n"))
@@ -1547,8 +1548,8 @@ func sessMmapHelper(path string) error {
 func TestSessionQuota(t *testing.T) {
 	m := mountSessions(t, sessOpts{size: 6 << 20})
 	a, b := m.mkSession("a"), m.mkSession("b")
-	m.setx(a, ctlSize, strconv.Itoa(1<<20))
-	if got := m.sessGetx(a, ctlSize); got != "1048576" {
+	m.setx(a, control.AttrSize, strconv.Itoa(1<<20))
+	if got := m.sessGetx(a, control.AttrSize); got != "1048576" {
 		t.Errorf("size %q", got)
 	}
 
@@ -1652,11 +1653,11 @@ func TestSessionQuota(t *testing.T) {
 	if err := os.Remove(filepath.Join(b, "fill")); err != nil {
 		t.Fatal(err)
 	}
-	m.setx(a, ctlSize, strconv.Itoa(2<<20))
+	m.setx(a, control.AttrSize, strconv.Itoa(2<<20))
 	sessWriteN(t, filepath.Join(a, "more"), 512<<10)
 
 	// Inode quota: the session directory itself counts.
-	m.setx(b, ctlInodes, "5")
+	m.setx(b, control.AttrInodes, "5")
 	var made int
 	for made = 0; made < 10; made++ {
 		if err := os.WriteFile(filepath.Join(b, fmt.Sprintf("i%d", made)), nil, 0o644); err != nil {
@@ -1677,7 +1678,7 @@ func TestSessionQuota(t *testing.T) {
 	}
 
 	for _, s := range []string{a, b} {
-		m.setx(s, ctlEnd, "1")
+		m.setx(s, control.AttrEnd, "1")
 	}
 	m.expire()
 	m.waitBaseline()
@@ -1699,7 +1700,7 @@ func sessSetfattrAs(uid uint32, args ...string) (string, error) {
 
 // TestSessionPolicyRules: who may change what.
 func TestSessionPolicyRules(t *testing.T) {
-	m := mountSessions(t, sessOpts{policy: SessionPolicy{TTL: 2 * time.Hour}})
+	m := mountSessions(t, sessOpts{policy: control.SessionPolicy{TTL: 2 * time.Hour}})
 	const user = 1000
 	s := m.mkSession("rules")
 	// World-writable, so that the kernel lets uid 1000 through to us and
@@ -1724,11 +1725,11 @@ func TestSessionPolicyRules(t *testing.T) {
 	const eperm, einval = "Operation not permitted", "Invalid argument"
 
 	t.Run("non-owner", func(t *testing.T) {
-		for _, name := range []string{ctlTTL, ctlIdle, ctlSize, ctlInodes, ctlEnd, ctlTouch} {
+		for _, name := range []string{control.AttrTTL, control.AttrIdle, control.AttrSize, control.AttrInodes, control.AttrEnd, control.AttrTouch} {
 			refuse(user, name, "1h", eperm)
 		}
-		refuse(user, ctlPID, "1", eperm)
-		if got := m.sessGetx(s, ctlTTL); got != "2h0m0s" {
+		refuse(user, control.AttrPID, "1", eperm)
+		if got := m.sessGetx(s, control.AttrTTL); got != "2h0m0s" {
 			t.Errorf("ttl changed to %q by a non-owner", got)
 		}
 		m.expire()
@@ -1745,64 +1746,64 @@ func TestSessionPolicyRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("owner", func(t *testing.T) {
-		allow(user, ctlTTL, "1h")
-		if got := m.sessGetx(s, ctlTTL); got != "1h0m0s" {
+		allow(user, control.AttrTTL, "1h")
+		if got := m.sessGetx(s, control.AttrTTL); got != "1h0m0s" {
 			t.Errorf("ttl %q after the owner set 1h", got)
 		}
-		allow(user, ctlTTL, "2h")
-		refuse(user, ctlTTL, "3h", eperm)
-		refuse(user, ctlTTL, "2h0m1s", eperm)
-		refuse(user, ctlTTL, "0", eperm)
-		refuse(user, ctlTTL, "none", eperm)
-		if got := m.sessGetx(s, ctlTTL); got != "2h0m0s" {
+		allow(user, control.AttrTTL, "2h")
+		refuse(user, control.AttrTTL, "3h", eperm)
+		refuse(user, control.AttrTTL, "2h0m1s", eperm)
+		refuse(user, control.AttrTTL, "0", eperm)
+		refuse(user, control.AttrTTL, "none", eperm)
+		if got := m.sessGetx(s, control.AttrTTL); got != "2h0m0s" {
 			t.Errorf("ttl %q after refused changes", got)
 		}
 		for _, bad := range []string{"-5s", "abc", "12x"} {
-			refuse(user, ctlTTL, bad, einval)
-			refuse(user, ctlIdle, bad, einval)
+			refuse(user, control.AttrTTL, bad, einval)
+			refuse(user, control.AttrIdle, bad, einval)
 		}
-		refuse(user, ctlSize, "abc", einval)
-		refuse(user, ctlSize, "-1", einval)
-		refuse(user, ctlInodes, "1.5", einval)
+		refuse(user, control.AttrSize, "abc", einval)
+		refuse(user, control.AttrSize, "-1", einval)
+		refuse(user, control.AttrInodes, "1.5", einval)
 		// No ceiling on idle: the owner may set any.
-		allow(user, ctlIdle, "48h")
-		allow(user, ctlIdle, "0")
-		allow(user, ctlSize, "1048576")
-		allow(user, ctlTouch, "1")
+		allow(user, control.AttrIdle, "48h")
+		allow(user, control.AttrIdle, "0")
+		allow(user, control.AttrSize, "1048576")
+		allow(user, control.AttrTouch, "1")
 		// Figures are read-only, for everyone.
-		refuse(user, ctlUsage, "{}", eperm)
-		refuse(user, ctlExpires, "never", eperm)
+		refuse(user, control.AttrUsage, "{}", eperm)
+		refuse(user, control.AttrExpires, "never", eperm)
 	})
 	t.Run("root", func(t *testing.T) {
-		allow(0, ctlTTL, "3h")
-		if got := m.sessGetx(s, ctlTTL); got != "3h0m0s" {
+		allow(0, control.AttrTTL, "3h")
+		if got := m.sessGetx(s, control.AttrTTL); got != "3h0m0s" {
 			t.Errorf("ttl %q after root set 3h", got)
 		}
-		allow(0, ctlTTL, "0")
-		if got := m.sessGetx(s, ctlTTL); got != "0s" {
+		allow(0, control.AttrTTL, "0")
+		if got := m.sessGetx(s, control.AttrTTL); got != "0s" {
 			t.Errorf("ttl %q after root set 0", got)
 		}
-		if got := m.sessGetx(s, ctlExpires); got != "never" {
+		if got := m.sessGetx(s, control.AttrExpires); got != "never" {
 			t.Errorf("expires %q with no ttl and no idle", got)
 		}
 		for _, bad := range []string{"-5s", "abc", "12x"} {
-			refuse(0, ctlTTL, bad, einval)
+			refuse(0, control.AttrTTL, bad, einval)
 		}
-		refuse(0, ctlUsage, "{}", eperm)
-		refuse(0, ctlCreated, "x", eperm)
-		refuse(0, ctlPrefix+"bogus", "x", eperm)
-		if err := unix.Setxattr(m.dir, ctlStatus, []byte("{}"), 0); !errors.Is(err, syscall.EPERM) {
+		refuse(0, control.AttrUsage, "{}", eperm)
+		refuse(0, control.AttrCreated, "x", eperm)
+		refuse(0, control.Prefix+"bogus", "x", eperm)
+		if err := unix.Setxattr(m.dir, control.AttrStatus, []byte("{}"), 0); !errors.Is(err, syscall.EPERM) {
 			t.Errorf("setting the root's status: %v, want EPERM", err)
 		}
-		if err := unix.Setxattr(m.dir, ctlTTL, []byte("1h"), 0); !errors.Is(err, syscall.EPERM) {
+		if err := unix.Setxattr(m.dir, control.AttrTTL, []byte("1h"), 0); !errors.Is(err, syscall.EPERM) {
 			t.Errorf("setting a session attribute on the root: %v, want EPERM", err)
 		}
 	})
 	t.Run("end by the owner", func(t *testing.T) {
-		allow(user, ctlEnd, "1")
+		allow(user, control.AttrEnd, "1")
 		m.expire()
 		m.wantGone("rules")
-		m.wantEndLog("rules", reasonRemoved, 4096)
+		m.wantEndLog("rules", control.ReasonRemoved, 4096)
 	})
 	m.waitBaseline()
 }
@@ -1810,13 +1811,13 @@ func TestSessionPolicyRules(t *testing.T) {
 // TestSessionDefaults: mkdir at the root makes a session with the mount's
 // policy.
 func TestSessionDefaults(t *testing.T) {
-	p := SessionPolicy{TTL: 2 * time.Hour, Idle: 30 * time.Minute, Bytes: 8 << 20, Inodes: 100}
+	p := control.SessionPolicy{TTL: 2 * time.Hour, Idle: 30 * time.Minute, Bytes: 8 << 20, Inodes: 100}
 	m := mountSessions(t, sessOpts{policy: p})
 	t0 := m.clock.Now()
 	s := m.mkSession("d")
 	want := map[string]string{
-		ctlTTL: "2h0m0s", ctlIdle: "30m0s", ctlSize: "8388608", ctlInodes: "100", ctlPID: "0",
-		ctlReason: reasonIdle, ctlExpires: sessRFC(t0.Add(30 * time.Minute)), ctlCreated: sessRFC(t0),
+		control.AttrTTL: "2h0m0s", control.AttrIdle: "30m0s", control.AttrSize: "8388608", control.AttrInodes: "100", control.AttrPID: "0",
+		control.AttrReason: control.ReasonIdle, control.AttrExpires: sessRFC(t0.Add(30 * time.Minute)), control.AttrCreated: sessRFC(t0),
 	}
 	for name, v := range want {
 		if got := m.sessGetx(s, name); got != v {
@@ -1838,7 +1839,7 @@ func TestSessionDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	listed := strings.Split(strings.TrimSuffix(string(buf[:n]), "\x00"), "\x00")
-	for _, name := range []string{ctlTTL, ctlIdle, ctlSize, ctlInodes} {
+	for _, name := range []string{control.AttrTTL, control.AttrIdle, control.AttrSize, control.AttrInodes} {
 		if !sessContains(listed, name) {
 			t.Errorf("listxattr lacks %s: %q", name, listed)
 		}
@@ -1858,11 +1859,11 @@ func TestSessionDefaults(t *testing.T) {
 	if err := unix.Stat(m.path("theirs"), &st); err != nil || st.Uid != 1000 {
 		t.Errorf("session made by uid 1000: uid %d, %v", st.Uid, err)
 	}
-	if got := m.sessGetx(m.path("theirs"), ctlTTL); got != "2h0m0s" {
+	if got := m.sessGetx(m.path("theirs"), control.AttrTTL); got != "2h0m0s" {
 		t.Errorf("ttl of uid 1000's session: %q", got)
 	}
-	var status Status
-	if err := json.Unmarshal([]byte(m.sessGetx(m.dir, ctlStatus)), &status); err != nil {
+	var status control.Status
+	if err := json.Unmarshal([]byte(m.sessGetx(m.dir, control.AttrStatus)), &status); err != nil {
 		t.Fatal(err)
 	}
 	if status.Sessions != 2 || status.SessionDefaults != p {
@@ -1917,8 +1918,8 @@ func TestSessionRename(t *testing.T) {
 	}
 
 	// Renaming a session keeps its policy, its account and its deadline.
-	m.setx(a, ctlTTL, "30m")
-	m.setx(a, ctlSize, strconv.Itoa(64<<10))
+	m.setx(a, control.AttrTTL, "30m")
+	m.setx(a, control.AttrSize, strconv.Itoa(64<<10))
 	sess := m.mustSession("a")
 	a2 := m.path("a2")
 	if err := os.Rename(a, a2); err != nil {
@@ -1927,10 +1928,10 @@ func TestSessionRename(t *testing.T) {
 	if m.mustSession("a2") != sess {
 		t.Fatal("the renamed directory is a different session")
 	}
-	if got := m.sessGetx(a2, ctlTTL); got != "30m0s" {
+	if got := m.sessGetx(a2, control.AttrTTL); got != "30m0s" {
 		t.Errorf("ttl after rename: %q", got)
 	}
-	if got := m.sessGetx(a2, ctlSize); got != "65536" {
+	if got := m.sessGetx(a2, control.AttrSize); got != "65536" {
 		t.Errorf("size after rename: %q", got)
 	}
 	if _, err := os.Stat(filepath.Join(a2, "f")); err != nil {
@@ -1954,6 +1955,6 @@ func TestSessionRename(t *testing.T) {
 	}
 	m.advance(30*time.Minute + time.Second)
 	m.wantGone("b")
-	m.wantEndLog("b", reasonTTL, 4096)
+	m.wantEndLog("b", control.ReasonTTL, 4096)
 	m.waitBaseline()
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"unsafe"
+
+	"github.com/spoolfs/spoolfs/fs/control"
 )
 
 // Limits on one inode's extended attributes. The first two are Linux's own,
@@ -84,7 +86,7 @@ func (a *attrs) Getxattr(ctx context.Context, name string, dest []byte) (uint32,
 	defer a.xmu.Unlock()
 	i, ok := a.xattrs.find(name)
 	if !ok {
-		return 0, errNoAttr
+		return 0, control.ErrNoAttr
 	}
 	v := a.xattrs[i].value
 	if len(dest) < len(v) {
@@ -119,7 +121,7 @@ func (a *attrs) Setxattr(ctx context.Context, name string, data []byte, flags ui
 	case flags&xattrCreate != 0 && exists:
 		return syscall.EEXIST
 	case flags&xattrReplace != 0 && !exists:
-		return errNoAttr
+		return control.ErrNoAttr
 	}
 	total, names := a.xattrs.sizes()
 	list := a.xattrs
@@ -156,7 +158,7 @@ func (a *attrs) Removexattr(ctx context.Context, name string) syscall.Errno {
 	defer a.xmu.Unlock()
 	i, ok := a.xattrs.find(name)
 	if !ok {
-		return errNoAttr
+		return control.ErrNoAttr
 	}
 	held := a.metaHeld - nameHeld(name) - int64(cap(a.xattrs[i].value))
 	list := slices.Delete(a.xattrs, i, i+1)

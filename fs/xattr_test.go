@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/spoolfs/spoolfs/fs/control"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
@@ -57,7 +58,7 @@ func TestXattrHeldIsExact(t *testing.T) {
 			errno = a.Setxattr(ctx, name, make([]byte, rnd.IntN(maxXattrValue+1)>>rnd.IntN(6)), 0)
 		}
 		switch errno {
-		case 0, errNoAttr:
+		case 0, control.ErrNoAttr:
 		case syscall.ENOSPC:
 			refused++
 		default:

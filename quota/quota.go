@@ -57,7 +57,7 @@ type tree struct {
 // make accounts with [NewRoot] and [Account.NewChild].
 type Account struct {
 	tree   *tree
-	parent *Account // immutable, so Parent needs no lock
+	parent *Account // immutable: read without the lock
 
 	// Guarded by tree.mu.
 	children map[*Account]struct{} // live children, for Close of a subtree
@@ -88,9 +88,6 @@ func (a *Account) NewChild(l Limits) *Account {
 	a.children[c] = struct{}{}
 	return c
 }
-
-// Parent returns the account a was made under, or nil for a root.
-func (a *Account) Parent() *Account { return a.parent }
 
 // Reserve charges bytes to a and every ancestor, or to none of them.
 func (a *Account) Reserve(bytes int64) error { return a.reserve(resBytes, bytes) }

@@ -55,7 +55,7 @@ func TestNewRootAndChild(t *testing.T) {
 	root := NewRoot(Limits{Bytes: 100, Inodes: 10})
 	s := root.NewChild(Limits{Bytes: 50})
 	g := s.NewChild(Limits{})
-	if root.Parent() != nil || s.Parent() != root || g.Parent() != s {
+	if root.parent != nil || s.parent != root || g.parent != s {
 		t.Fatal("wrong parents")
 	}
 	if got := s.Limits(); got != (Limits{Bytes: 50}) {

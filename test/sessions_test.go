@@ -19,41 +19,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/spoolfs/spoolfs/fs/control"
 )
-
-// sessInfo is one entry of 'spoolfs session ls --json'.
-type sessInfo struct {
-	Name    string    `json:"name"`
-	Path    string    `json:"path"`
-	UID     uint32    `json:"uid"`
-	Created time.Time `json:"created"`
-	Expires string    `json:"expires"`
-	EndsBy  string    `json:"ends_by"`
-	TTL     string    `json:"ttl"`
-	Idle    string    `json:"idle"`
-	Size    int64     `json:"size_limit"`
-	Inodes  int64     `json:"inodes_limit"`
-	PID     int       `json:"pid"`
-	Usage   struct {
-		Bytes     int64 `json:"bytes"`
-		Inodes    int64 `json:"inodes"`
-		RAM       int64 `json:"ram"`
-		Disk      int64 `json:"disk"`
-		OpenFiles int64 `json:"open_files"`
-	} `json:"usage"`
-}
-
-// sessStatusOut is 'spoolfs status --json'.
-type sessStatusOut struct {
-	Mount *struct {
-		Capacity   int64 `json:"capacity"`
-		Used       int64 `json:"used"`
-		InodesUsed int64 `json:"inodes_used"`
-		Files      int64 `json:"files"`
-		Sessions   int   `json:"sessions"`
-	} `json:"mount"`
-	Sessions []sessInfo `json:"sessions"`
-}
 
 // sessCLI runs the binary and fails the test unless it exits 0.
 func sessCLI(t testing.TB, args ...string) string {
@@ -74,27 +42,29 @@ func sessNew(t testing.TB, mount string, flags ...string) string {
 	return d
 }
 
-func sessLs(t testing.TB, path string) []sessInfo {
+// sessLs runs 'spoolfs session ls --json'.
+func sessLs(t testing.TB, path string) []control.SessionInfo {
 	t.Helper()
 	out := sessCLI(t, "session", "ls", path, "--json")
-	var list []sessInfo
+	var list []control.SessionInfo
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatalf("session ls --json: %v\n%s", err, out)
 	}
 	return list
 }
 
-func sessStatus(t testing.TB, path string) sessStatusOut {
+// sessStatus runs 'spoolfs status --json'.
+func sessStatus(t testing.TB, path string) control.StatusReport {
 	t.Helper()
 	out := sessCLI(t, "status", path, "--json")
-	var st sessStatusOut
+	var st control.StatusReport
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
 	return st
 }
 
-func sessFind(list []sessInfo, name string) *sessInfo {
+func sessFind(list []control.SessionInfo, name string) *control.SessionInfo {
 	for i := range list {
 		if list[i].Name == name {
 			return &list[i]
@@ -272,8 +242,8 @@ exit 0`)
 	if info.Size != 5<<20 || info.Usage.Bytes != 3<<20 {
 		t.Errorf("size limit %d, usage %d; want 5 MiB, 3 MiB", info.Size, info.Usage.Bytes)
 	}
-	if info.EndsBy != "none" {
-		t.Errorf("ends_by %q while the shell lives", info.EndsBy)
+	if info.Reason != "none" {
+		t.Errorf("ends_by %q while the shell lives", info.Reason)
 	}
 	if st := sessStatus(t, m.Dir); st.Mount == nil || st.Mount.Used != 3<<20 || st.Mount.Sessions != 1 {
 		t.Errorf("status while the shell lives: %+v", st.Mount)
@@ -281,7 +251,7 @@ exit 0`)
 	sessRelease(t, fifo)
 	s.wait()
 	waitFor(t, 15*time.Second, "the session to end after its shell exited", func() bool { return sessGone(d) })
-	var st sessStatusOut
+	var st control.StatusReport
 	waitFor(t, 15*time.Second, "the mount's used bytes back to 0", func() bool {
 		st = sessStatus(t, m.Dir)
 		return st.Mount != nil && st.Mount.Used == 0 && st.Mount.Sessions == 0 && st.Mount.Files == 0
@@ -352,7 +322,7 @@ func TestSessionIdleVsActive(t *testing.T) {
 		t.Errorf("the idle session ended %v after it was made, before its 1s", idleGone)
 	}
 	list := sessLs(t, m.Dir)
-	if len(list) != 1 || list[0].Name != filepath.Base(active) || list[0].EndsBy != "idle" {
+	if len(list) != 1 || list[0].Name != filepath.Base(active) || list[0].Reason != "idle" {
 		t.Errorf("session ls: %+v; want only the active session, ending by idle", list)
 	}
 	close(stop)
@@ -487,13 +457,13 @@ func TestSessionLs(t *testing.T) {
 	if ia == nil || ib == nil {
 		t.Fatalf("session ls --json: %+v", list)
 	}
-	if ia.TTL != "1h0m0s" || ia.Size != 8<<20 || ia.Usage.Bytes != 1<<20 || ia.EndsBy != "ttl" || ia.Path != a || ia.UID != 0 {
+	if ia.TTL != "1h0m0s" || ia.Size != 8<<20 || ia.Usage.Bytes != 1<<20 || ia.Reason != "ttl" || ia.Path != a || ia.Owner != 0 {
 		t.Errorf("session a: %+v", *ia)
 	}
 	if exp, err := time.Parse(time.RFC3339Nano, ia.Expires); err != nil || exp.Sub(ia.Created) != time.Hour {
 		t.Errorf("session a expires %q, created %v: want created + 1h", ia.Expires, ia.Created)
 	}
-	if ib.Idle != "10m0s" || ib.EndsBy != "idle" || ib.Usage.Bytes != 4096 || ib.Usage.Inodes != 2 {
+	if ib.Idle != "10m0s" || ib.Reason != "idle" || ib.Usage.Bytes != 4096 || ib.Usage.Inodes != 2 {
 		t.Errorf("session b: %+v", *ib)
 	}
 	sessCLI(t, "session", "touch", a, b)
@@ -543,7 +513,7 @@ func TestSessionLsQuotesNames(t *testing.T) {
 	}
 	// --json is for scripts: the names exactly, escaped only as JSON is.
 	out := sessCLI(t, "session", "ls", m.Dir, "--json")
-	var list []sessInfo
+	var list []control.SessionInfo
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +553,7 @@ func TestSessionNoAccidentalNone(t *testing.T) {
 		"inodes": {"0.5", "-0", "+Inf"},
 	}
 	for name, values := range bad {
-		attr, good := "user.spoolfs."+name, "4096"
+		attr, good := control.Prefix+name, "4096"
 		if name == "ttl" || name == "idle" {
 			good = "1h"
 		}
@@ -814,11 +784,11 @@ func TestSessionNamespaces(t *testing.T) {
 				wantUID = 1000
 			}
 			const wantBytes = 4096 + 256<<10
-			if info.UID != wantUID || info.Size != 4<<20 || info.Usage.Bytes != wantBytes || info.EndsBy != "none" {
+			if info.Owner != wantUID || info.Size != 4<<20 || info.Usage.Bytes != wantBytes || info.Reason != "none" {
 				t.Errorf("session seen from outside: %+v", *info)
 			}
 
-			var inLs []sessInfo
+			var inLs []control.SessionInfo
 			if err := json.Unmarshal([]byte(strings.Join(sections["LS"], "\n")), &inLs); err != nil {
 				t.Fatalf("session ls --json inside: %v\n%s", err, sections["LS"])
 			}
@@ -828,14 +798,14 @@ func TestSessionNamespaces(t *testing.T) {
 			if text := strings.Join(sections["text"], "\n"); !strings.Contains(text, name) || !strings.Contains(text, "NAME") {
 				t.Errorf("session ls inside (text):\n%s", text)
 			}
-			var only []sessInfo
+			var only []control.SessionInfo
 			if err := json.Unmarshal([]byte(strings.Join(sections["ONLY_LS"], "\n")), &only); err != nil {
 				t.Fatalf("session ls --json of one bound session: %v\n%s", err, sections["ONLY_LS"])
 			}
-			if len(only) != 1 || only[0].Usage.Bytes != wantBytes || only[0].PID != shell || only[0].UID != wantUID {
+			if len(only) != 1 || only[0].Usage.Bytes != wantBytes || only[0].PID != shell || only[0].Owner != wantUID {
 				t.Errorf("session ls of one bound session: %+v; want exactly that session", only)
 			}
-			var st sessStatusOut
+			var st control.StatusReport
 			if err := json.Unmarshal([]byte(strings.Join(sections["ONLY_STATUS"], "\n")), &st); err != nil {
 				t.Fatalf("status --json of one bound session: %v\n%s", err, sections["ONLY_STATUS"])
 			}
@@ -886,16 +856,16 @@ func TestSessionUsageHardLinks(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		var u sessInfo
-		if err := json.Unmarshal([]byte(getx(t, dir, "user.spoolfs.usage")), &u.Usage); err != nil {
+		var u control.SessionUsage
+		if err := json.Unmarshal([]byte(getx(t, dir, control.AttrUsage)), &u); err != nil {
 			t.Fatal(err)
 		}
 		wantRAM, wantDisk := int64(size), int64(0)
 		if o.threshold == 0 {
 			wantRAM, wantDisk = 0, size
 		}
-		if u.Usage.Bytes != size || u.Usage.RAM != wantRAM || u.Usage.Disk != wantDisk {
-			t.Errorf("usage of a %d-byte file with 4 names: %+v; want ram %d, disk %d", size, u.Usage, wantRAM, wantDisk)
+		if u.Bytes != size || u.RAM != wantRAM || u.Disk != wantDisk {
+			t.Errorf("usage of a %d-byte file with 4 names: %+v; want ram %d, disk %d", size, u, wantRAM, wantDisk)
 		}
 	})
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/spoolfs/spoolfs/fs/control"
 )
 
 // The attacks on extended attributes come from an unprivileged user, as in
@@ -210,7 +212,7 @@ func TestXattrQuota(t *testing.T) {
 				t.Fatal(err)
 			}
 			if c.session {
-				if err := unix.Setxattr(dir, "user.spoolfs.size", []byte(strconv.Itoa(limit)), 0); err != nil {
+				if err := unix.Setxattr(dir, control.AttrSize, []byte(strconv.Itoa(limit)), 0); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -286,8 +288,8 @@ func TestXattrQuota(t *testing.T) {
 				t.Errorf("a symlink to a 4000-byte target has st_blocks for %d bytes", got)
 			}
 			if c.session {
-				var u struct{ Bytes, RAM, Disk int64 }
-				if err := json.Unmarshal([]byte(getx(t, dir, "user.spoolfs.usage")), &u); err != nil {
+				var u control.SessionUsage
+				if err := json.Unmarshal([]byte(getx(t, dir, control.AttrUsage)), &u); err != nil {
 					t.Fatal(err)
 				}
 				if u.Bytes != used() || u.RAM+u.Disk != u.Bytes {
@@ -355,11 +357,8 @@ func TestXattrMemory(t *testing.T) {
 	if df < int64(stored*xattrValueSize) || df > budgetMiB<<20 {
 		t.Errorf("df says %d bytes used with %d bytes of values stored", df, stored*xattrValueSize)
 	}
-	var status struct {
-		Used    int64 `json:"used"`
-		RAMUsed int64 `json:"ram_used"`
-	}
-	if err := json.Unmarshal([]byte(getx(t, m.Dir, "user.spoolfs.status")), &status); err != nil {
+	var status control.Status
+	if err := json.Unmarshal([]byte(getx(t, m.Dir, control.AttrStatus)), &status); err != nil {
 		t.Fatal(err)
 	}
 	// df counts in 4 KiB blocks.
@@ -378,7 +377,7 @@ func TestXattrMemory(t *testing.T) {
 		}
 	}
 	waitFor(t, 10*time.Second, "RAM and df back to zero", func() bool {
-		json.Unmarshal([]byte(getx(t, m.Dir, "user.spoolfs.status")), &status)
+		json.Unmarshal([]byte(getx(t, m.Dir, control.AttrStatus)), &status)
 		return status.RAMUsed == 0 && statfsUsed(t, m.Dir) == 0
 	})
 }

@@ -6,20 +6,24 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/spoolfs/spoolfs/fs/control"
 )
 
 // The CLI talks to a mount only through the extended attributes the
-// daemon serves on the root and on session directories, so it works from
-// inside a container that sees nothing but the mount or one session.
-const ctlPrefix = "user.spoolfs."
+// daemon serves on the root and on session directories (package control),
+// so it works from inside a container that sees nothing but the mount or
+// one session.
 
+// getControl reads the control attribute name of path.
 func getControl(path, name string) (string, error) {
 	buf := make([]byte, 4096)
 	for {
-		n, err := unix.Getxattr(path, ctlPrefix+name, buf)
+		n, err := unix.Getxattr(path, name, buf)
 		if errors.Is(err, unix.ERANGE) {
 			buf = make([]byte, 2*len(buf))
 			continue
@@ -31,10 +35,12 @@ func getControl(path, name string) (string, error) {
 	}
 }
 
+// setControl writes the control attribute name of path; an error names
+// the attribute as the user knows it, without the prefix (ttl=5x).
 func setControl(path, name, value string) error {
-	err := unix.Setxattr(path, ctlPrefix+name, []byte(value), 0)
+	err := unix.Setxattr(path, name, []byte(value), 0)
 	if err != nil {
-		return fmt.Errorf("%s=%s: %w", name, value, describeControlError(err))
+		return fmt.Errorf("%s=%s: %w", strings.TrimPrefix(name, control.Prefix), value, describeControlError(err))
 	}
 	return nil
 }
@@ -47,7 +53,7 @@ func describeControlError(err error) error {
 		return errors.New("invalid value")
 	case errors.Is(err, unix.ESRCH):
 		return errors.New("no such process")
-	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, errNoAttr):
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, control.ErrNoAttr):
 		return errors.New("not a spoolfs session")
 	}
 	return err
@@ -55,61 +61,35 @@ func describeControlError(err error) error {
 
 // kindOf says whether path is a spoolfs root, a session, or neither.
 func kindOf(path string) string {
-	if _, err := getControl(path, "status"); err == nil {
+	if _, err := getControl(path, control.AttrStatus); err == nil {
 		return "root"
 	}
-	if _, err := getControl(path, "created"); err == nil {
+	if _, err := getControl(path, control.AttrCreated); err == nil {
 		return "session"
 	}
 	return ""
 }
 
-// sessionInfo is one session's figures, read through its attributes.
-type sessionInfo struct {
-	Name    string    `json:"name"`
-	Path    string    `json:"path"`
-	Owner   uint32    `json:"uid"`
-	Created time.Time `json:"created"`
-	Expires string    `json:"expires"` // RFC 3339 or "never"
-	Reason  string    `json:"ends_by"`
-	TTL     string    `json:"ttl"`
-	Idle    string    `json:"idle"`
-	Size    int64     `json:"size_limit"`
-	Inodes  int64     `json:"inodes_limit"`
-	PID     int       `json:"pid"`
-	Usage   struct {
-		Bytes     int64 `json:"bytes"`
-		Inodes    int64 `json:"inodes"`
-		RAM       int64 `json:"ram"`
-		Disk      int64 `json:"disk"`
-		OpenFiles int64 `json:"open_files"`
-	} `json:"usage"`
-}
-
-func readSession(path string) (*sessionInfo, error) {
-	s := &sessionInfo{Name: filepath.Base(path), Path: path}
+// readSession reads one session's figures through its attributes.
+func readSession(path string) (*control.SessionInfo, error) {
+	s := &control.SessionInfo{Name: filepath.Base(path), Path: path}
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return nil, err
 	}
 	s.Owner = st.Uid
-	fields := map[string]*string{"expires": &s.Expires, "reason": &s.Reason, "ttl": &s.TTL, "idle": &s.Idle}
-	for name, dst := range fields {
-		v, err := getControl(path, name)
-		if err != nil {
-			return nil, err
-		}
-		*dst = v
-	}
 	var created, usage, size, inodes, pid string
-	for name, dst := range map[string]*string{"created": &created, "usage": &usage, "size": &size, "inodes": &inodes, "pid": &pid} {
+	for name, dst := range map[string]*string{
+		control.AttrExpires: &s.Expires, control.AttrReason: &s.Reason, control.AttrTTL: &s.TTL, control.AttrIdle: &s.Idle,
+		control.AttrCreated: &created, control.AttrUsage: &usage, control.AttrSize: &size, control.AttrInodes: &inodes, control.AttrPID: &pid,
+	} {
 		v, err := getControl(path, name)
 		if err != nil {
 			return nil, err
 		}
 		*dst = v
 	}
-	s.Created, _ = time.Parse(time.RFC3339Nano, created)
+	s.Created, _ = time.Parse(control.TimeFormat, created)
 	fmt.Sscan(size, &s.Size)
 	fmt.Sscan(inodes, &s.Inodes)
 	fmt.Sscan(pid, &s.PID)
@@ -121,14 +101,14 @@ func readSession(path string) (*sessionInfo, error) {
 
 // listSessions reads every session of a mount root, or the one session
 // path is (a container that sees only its own session).
-func listSessions(path string) ([]*sessionInfo, error) {
+func listSessions(path string) ([]*control.SessionInfo, error) {
 	switch kindOf(path) {
 	case "session":
 		s, err := readSession(path)
 		if err != nil {
 			return nil, err
 		}
-		return []*sessionInfo{s}, nil
+		return []*control.SessionInfo{s}, nil
 	case "root":
 	default:
 		return nil, fmt.Errorf("%s is not a spoolfs mount or session", path)
@@ -137,7 +117,7 @@ func listSessions(path string) ([]*sessionInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []*sessionInfo
+	var out []*control.SessionInfo
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
@@ -153,10 +133,10 @@ func listSessions(path string) ([]*sessionInfo, error) {
 
 // timeLeft renders an expiry as a duration from now.
 func timeLeft(expires string, now time.Time) string {
-	if expires == "never" || expires == "" {
+	if expires == control.Never || expires == "" {
 		return "never"
 	}
-	t, err := time.Parse(time.RFC3339Nano, expires)
+	t, err := time.Parse(control.TimeFormat, expires)
 	if err != nil {
 		return expires
 	}

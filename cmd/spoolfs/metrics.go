@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/control"
 	"github.com/spoolfs/spoolfs/fs/requests"
 )
 
@@ -207,39 +208,39 @@ type statusCollector struct {
 type statusFigure struct {
 	desc  *prometheus.Desc
 	kind  prometheus.ValueType
-	value func(spoolfs.Status) int64
+	value func(control.Status) int64
 }
 
 func newStatusCollector(fsys *spoolfs.FS) *statusCollector {
-	gauge := func(name, help string, value func(spoolfs.Status) int64) statusFigure {
+	gauge := func(name, help string, value func(control.Status) int64) statusFigure {
 		return statusFigure{prometheus.NewDesc(name, help, nil, nil), prometheus.GaugeValue, value}
 	}
-	counter := func(name, help string, value func(spoolfs.Status) int64) statusFigure {
+	counter := func(name, help string, value func(control.Status) int64) statusFigure {
 		return statusFigure{prometheus.NewDesc(name, help, nil, nil), prometheus.CounterValue, value}
 	}
 	return &statusCollector{fsys: fsys, figures: []statusFigure{
 		gauge("spoolfs_ram_bytes", "Bytes held in RAM against --ram: file data, extended attributes, symlink targets.",
-			func(s spoolfs.Status) int64 { return s.RAMUsed }),
+			func(s control.Status) int64 { return s.RAMUsed }),
 		gauge("spoolfs_ram_budget_bytes", "Most bytes the mount keeps in RAM (--ram).",
-			func(s spoolfs.Status) int64 { return s.RAMBudget }),
+			func(s control.Status) int64 { return s.RAMBudget }),
 		gauge("spoolfs_disk_bytes", "Bytes allocated in spill files on disk.",
-			func(s spoolfs.Status) int64 { return s.DiskUsed }),
+			func(s control.Status) int64 { return s.DiskUsed }),
 		gauge("spoolfs_allocated_bytes", "Bytes charged to the mount's size, RAM and disk together.",
-			func(s spoolfs.Status) int64 { return s.Used }),
+			func(s control.Status) int64 { return s.Used }),
 		gauge("spoolfs_capacity_bytes", "The mount's size (--size); 0: no limit.",
-			func(s spoolfs.Status) int64 { return s.Capacity }),
+			func(s control.Status) int64 { return s.Capacity }),
 		gauge("spoolfs_inodes_used", "Files, directories and symlinks in the mount, the root included.",
-			func(s spoolfs.Status) int64 { return s.InodesUsed }),
+			func(s control.Status) int64 { return s.InodesUsed }),
 		gauge("spoolfs_inodes_limit", "Most inodes the mount may hold (--inodes); 0: no limit.",
-			func(s spoolfs.Status) int64 { return s.Inodes }),
+			func(s control.Status) int64 { return s.Inodes }),
 		gauge("spoolfs_sessions_live", "Sessions (top-level directories) not yet ended.",
-			func(s spoolfs.Status) int64 { return int64(s.Sessions) }),
+			func(s control.Status) int64 { return int64(s.Sessions) }),
 		counter("spoolfs_spills_total", "Files moved from RAM to disk.",
-			func(s spoolfs.Status) int64 { return s.Spills }),
+			func(s control.Status) int64 { return s.Spills }),
 		gauge("spoolfs_files", "Live files, in RAM or on disk.",
-			func(s spoolfs.Status) int64 { return s.Files }),
+			func(s control.Status) int64 { return s.Files }),
 		gauge("spoolfs_spilled_files", "Live files on disk.",
-			func(s spoolfs.Status) int64 { return s.SpilledFiles }),
+			func(s control.Status) int64 { return s.SpilledFiles }),
 	}}
 }
 

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/control"
 	"github.com/spoolfs/spoolfs/spill"
 )
 
@@ -219,7 +220,7 @@ type mountPlan struct {
 	uid, gid   uint32
 	allowOther bool
 	debug      bool
-	sessions   spoolfs.SessionPolicy
+	sessions   control.SessionPolicy
 	lifetime   time.Duration
 	writeback  bool
 	encrypt    bool
@@ -303,7 +304,7 @@ func (c *mountConfig) resolveValues(p *mountPlan, freeDisk, physical int64) erro
 	if err != nil {
 		return fmt.Errorf("--session-size %v", err)
 	}
-	p.sessions = spoolfs.SessionPolicy{
+	p.sessions = control.SessionPolicy{
 		TTL: time.Duration(c.sessionTTL), Idle: time.Duration(c.sessionIdle),
 		Bytes: sessionBytes, Inodes: c.sessionInodes.n,
 	}

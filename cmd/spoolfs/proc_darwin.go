@@ -10,8 +10,6 @@ func physicalMemory() int64 {
 	return int64(n)
 }
 
-const errNoAttr = unix.ENOATTR
-
 // vfsOptions: the generic options as BSD mount flags.
 var vfsOptions = []vfsOption{
 	{"nosuid", unix.MNT_NOSUID, 0}, {"suid", 0, unix.MNT_NOSUID},

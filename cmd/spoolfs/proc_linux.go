@@ -12,8 +12,6 @@ func physicalMemory() int64 {
 	return int64(info.Totalram) * int64(info.Unit)
 }
 
-const errNoAttr = unix.ENODATA
-
 // vfsOptions are the generic options spoolfs honours as mount flags, like
 // any filesystem: nosuid and nodev are on unless undone (a scratch space
 // has no business with setuid programs or devices), noexec on request.

@@ -15,6 +15,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 
+	"github.com/spoolfs/spoolfs/fs/control"
 	"github.com/spoolfs/spoolfs/fs/proc"
 )
 
@@ -117,23 +118,23 @@ func sessionNew(args []string, stdout, stderr io.Writer) int {
 	}
 	settings := [][2]string{}
 	if f.Changed("ttl") {
-		settings = append(settings, [2]string{"ttl", o.ttl.String()})
+		settings = append(settings, [2]string{control.AttrTTL, o.ttl.String()})
 	}
 	if f.Changed("idle") {
-		settings = append(settings, [2]string{"idle", o.idle.String()})
+		settings = append(settings, [2]string{control.AttrIdle, o.idle.String()})
 	}
 	if f.Changed("size") {
-		settings = append(settings, [2]string{"size", strconv.FormatInt(o.size.bytes, 10)})
+		settings = append(settings, [2]string{control.AttrSize, strconv.FormatInt(o.size.bytes, 10)})
 	}
 	if f.Changed("inodes") {
-		settings = append(settings, [2]string{"inodes", strconv.FormatInt(o.inodes.n, 10)})
+		settings = append(settings, [2]string{control.AttrInodes, strconv.FormatInt(o.inodes.n, 10)})
 	}
 	if o.pid != 0 {
-		settings = append(settings, [2]string{"pid", ownerValue(o.pid)})
+		settings = append(settings, [2]string{control.AttrPID, ownerValue(o.pid)})
 	}
 	for _, kv := range settings {
 		if err := setControl(dir, kv[0], kv[1]); err != nil {
-			setControl(dir, "end", "1")
+			setControl(dir, control.AttrEnd, "1")
 			fmt.Fprintf(stderr, "spoolfs session new: %v\n", err)
 			return exitFailure
 		}
@@ -177,7 +178,7 @@ func ownerValue(pid int) string {
 	cur := os.Getpid()
 	for n := 0; n < 64 && cur > 0; n++ {
 		if cur == pid {
-			return "ancestor:" + strconv.Itoa(n)
+			return control.FormatAncestor(n)
 		}
 		if cur == 1 { // the top of this namespace (a container's shell is often PID 1)
 			break
@@ -218,7 +219,7 @@ func sessionLs(args []string, stdout, stderr io.Writer) int {
 // someone else (a session's owner names it; user names come from the
 // system; the rest from whoever serves the mount) and is quoted as ls
 // quotes names, so that no value can break or forge a row.
-func printSessions(w io.Writer, sessions []*sessionInfo, now time.Time) {
+func printSessions(w io.Writer, sessions []*control.SessionInfo, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tOWNER\tUSED\tRAM\tDISK\tINODES\tSIZE LIMIT\tLEFT\tENDS BY")
 	for _, s := range sessions {
@@ -246,7 +247,7 @@ func userName(uid uint32) string {
 
 func sessionRm(args []string, stdout, stderr io.Writer) int {
 	return eachSession("rm", args, stdout, stderr, func(dir string) error {
-		if err := setControl(dir, "end", "1"); err != nil {
+		if err := setControl(dir, control.AttrEnd, "1"); err != nil {
 			return err
 		}
 		// Ending happens in the daemon's expiry loop: wait for it, so
@@ -264,7 +265,7 @@ func sessionRm(args []string, stdout, stderr io.Writer) int {
 
 func sessionTouch(args []string, stdout, stderr io.Writer) int {
 	return eachSession("touch", args, stdout, stderr, func(dir string) error {
-		return setControl(dir, "touch", "1")
+		return setControl(dir, control.AttrTouch, "1")
 	})
 }
 

@@ -9,11 +9,11 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 
-	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/control"
 )
 
-// The mount's figures are fs.Status, read through user.spoolfs.status: the
-// daemon and the CLI share the type, so they cannot disagree on a field.
+// The mount's figures are control.Status, read through user.spoolfs.status:
+// the daemon and the CLI share the type, so they cannot disagree on a field.
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	f := pflag.NewFlagSet("status", pflag.ContinueOnError)
@@ -26,9 +26,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	path := f.Arg(0)
-	var st *spoolfs.Status
-	if raw, err := getControl(path, "status"); err == nil {
-		st = new(spoolfs.Status)
+	var st *control.Status
+	if raw, err := getControl(path, control.AttrStatus); err == nil {
+		st = new(control.Status)
 		if err := json.Unmarshal([]byte(raw), st); err != nil {
 			fmt.Fprintf(stderr, "spoolfs status: bad figures from %s: %v\n", path, err)
 			return exitFailure
@@ -40,10 +40,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	if *asJSON {
-		printJSON(stdout, struct {
-			Mount    *spoolfs.Status `json:"mount,omitempty"`
-			Sessions []*sessionInfo  `json:"sessions"`
-		}{st, nonNil(sessions)})
+		printJSON(stdout, control.StatusReport{Mount: st, Sessions: nonNil(sessions)})
 		return exitOK
 	}
 	if st != nil {
@@ -54,7 +51,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func printMountStatus(w io.Writer, st *spoolfs.Status) {
+func printMountStatus(w io.Writer, st *control.Status) {
 	ib := func(n int64) string { return humanize.IBytes(uint64(n)) }
 	capacity := "unlimited"
 	if st.Capacity > 0 {
@@ -79,9 +76,9 @@ func printJSON(w io.Writer, v any) {
 }
 
 // nonNil makes an empty list print as [] rather than null.
-func nonNil(sessions []*sessionInfo) []*sessionInfo {
+func nonNil(sessions []*control.SessionInfo) []*control.SessionInfo {
 	if sessions == nil {
-		return []*sessionInfo{}
+		return []*control.SessionInfo{}
 	}
 	return sessions
 }

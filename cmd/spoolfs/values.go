@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/control"
 )
 
 // byteSize is a size flag: "512MiB", "2G", "1.5GB", "0", or "N%" of a base
@@ -204,7 +204,7 @@ func (d *duration) Type() string { return "duration" }
 // Set reads the duration as the daemon reads a session's ttl and idle, so
 // that what the CLI accepts, the daemon does too.
 func (d *duration) Set(v string) error {
-	x, err := spoolfs.ParseDuration(v)
+	x, err := control.ParseDuration(v)
 	if err != nil {
 		return fmt.Errorf("%q: %v (try 90s, 10m or 2h)", v, err)
 	}

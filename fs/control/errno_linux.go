@@ -1,0 +1,6 @@
+package control
+
+import "syscall"
+
+// ErrNoAttr is "no such extended attribute".
+const ErrNoAttr = syscall.ENODATA

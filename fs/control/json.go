@@ -1,0 +1,68 @@
+package control
+
+import "time"
+
+// SessionPolicy is a session's lifetime and limits; a zero field means none.
+// The mount's policy is both the default for new sessions and the ceiling
+// that a session's owner may not raise its own above. Status carries it
+// with Go's default JSON: field names as they are, durations in
+// nanoseconds.
+type SessionPolicy struct {
+	TTL    time.Duration // age at which the session ends
+	Idle   time.Duration // time without activity after which it ends
+	Bytes  int64         // byte quota (EDQUOT past it)
+	Inodes int64         // inode quota
+}
+
+// Status is the mount's summary, as AttrStatus reports it.
+type Status struct {
+	Capacity        int64         `json:"capacity"`
+	Used            int64         `json:"used"`
+	Inodes          int64         `json:"inodes"`
+	InodesUsed      int64         `json:"inodes_used"`
+	RAMBudget       int64         `json:"ram_budget"`
+	RAMUsed         int64         `json:"ram_used"`
+	DiskUsed        int64         `json:"disk_used"`
+	SpillThreshold  int64         `json:"spill_threshold"`
+	Spills          int64         `json:"spills"`
+	Files           int64         `json:"files"`
+	SpilledFiles    int64         `json:"spilled_files"`
+	Sessions        int           `json:"sessions"`
+	SessionDefaults SessionPolicy `json:"session_defaults"`
+}
+
+// SessionUsage is what AttrUsage reports: the bytes and inodes charged to
+// the session, the bytes split by where they are (ram + disk = bytes), and
+// its open files.
+type SessionUsage struct {
+	Bytes     int64 `json:"bytes"`
+	Inodes    int64 `json:"inodes"`
+	RAM       int64 `json:"ram"`
+	Disk      int64 `json:"disk"`
+	OpenFiles int64 `json:"open_files"`
+}
+
+// SessionInfo is one session as 'spoolfs session ls --json' prints it: its
+// attributes, read one by one, and the owner of its directory.
+type SessionInfo struct {
+	Name    string       `json:"name"`
+	Path    string       `json:"path"`
+	Owner   uint32       `json:"uid"`
+	Created time.Time    `json:"created"`
+	Expires string       `json:"expires"` // as AttrExpires: FormatTime or Never
+	Reason  string       `json:"ends_by"` // as AttrReason
+	TTL     string       `json:"ttl"`     // as AttrTTL
+	Idle    string       `json:"idle"`    // as AttrIdle
+	Size    int64        `json:"size_limit"`
+	Inodes  int64        `json:"inodes_limit"`
+	PID     int          `json:"pid"`
+	Usage   SessionUsage `json:"usage"`
+}
+
+// StatusReport is what 'spoolfs status --json' prints: the mount's Status
+// (absent when the path is a session bound without its mount) and its
+// sessions.
+type StatusReport struct {
+	Mount    *Status        `json:"mount,omitempty"`
+	Sessions []*SessionInfo `json:"sessions"`
+}
