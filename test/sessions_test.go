@@ -547,10 +547,10 @@ func TestSessionNoAccidentalNone(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := map[string][]string{
-		"ttl":    {"0.1ns", "0.9ns", "-0s", "NaN", "Inf", "1e3h", "9999999999h"},
-		"idle":   {"0.5ns", "-0s", "NaNh"},
-		"size":   {"0.5", "1.5", "-0", "NaN", "Inf", "1e400", "0x10", "99999999999999999999"},
-		"inodes": {"0.5", "-0", "+Inf"},
+		"ttl":    {"0.1ns", "0.9ns", "-0s", "NaN", "Inf", "1e3h", "9999999999h", "", " "},
+		"idle":   {"0.5ns", "-0s", "NaNh", "", "\t"},
+		"size":   {"0.5", "1.5", "-0", "NaN", "Inf", "1e400", "0x10", "99999999999999999999", "", " \n"},
+		"inodes": {"0.5", "-0", "+Inf", ""},
 	}
 	for name, values := range bad {
 		attr, good := control.Prefix+name, "4096"

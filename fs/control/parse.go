@@ -33,13 +33,21 @@ func ParseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// errEmpty refuses a policy value with nothing in it.
+var errEmpty = errors.New(`empty: write 0 or "none" for none`)
+
 // ParsePolicyDuration reads a value written to AttrTTL or AttrIdle: a
-// duration as ParseDuration reads it, or None (or nothing) for none. With
-// capped, none and values above a non-zero ceiling are ErrCeiling.
+// duration as ParseDuration reads it, or None for none. Nothing (an empty
+// or blank value) is an error, not none: an empty shell variable must not
+// make a session unlimited. With capped, none and values above a non-zero
+// ceiling are ErrCeiling.
 func ParsePolicyDuration(value string, ceiling time.Duration, capped bool) (time.Duration, error) {
 	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0, errEmpty
+	}
 	var d time.Duration
-	if value != None && value != "" {
+	if value != None {
 		var err error
 		if d, err = ParseDuration(value); err != nil {
 			return 0, fmt.Errorf("%q: %v", value, err)
@@ -52,12 +60,16 @@ func ParsePolicyDuration(value string, ceiling time.Duration, capped bool) (time
 }
 
 // ParsePolicyCount reads a value written to AttrSize or AttrInodes: a
-// decimal number, 0 or None for none. Never negative, not even "-0". With
-// capped, none and values above a non-zero ceiling are ErrCeiling.
+// decimal number, 0 or None for none; nothing is an error, as for
+// ParsePolicyDuration. Never negative, not even "-0". With capped, none
+// and values above a non-zero ceiling are ErrCeiling.
 func ParsePolicyCount(value string, ceiling int64, capped bool) (int64, error) {
 	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0, errEmpty
+	}
 	var n int64
-	if value != None && value != "" {
+	if value != None {
 		var err error
 		if n, err = strconv.ParseInt(value, 10, 64); err != nil || n < 0 || strings.HasPrefix(value, "-") {
 			return 0, fmt.Errorf("%q is not a non-negative whole number", value)

@@ -37,6 +37,10 @@ func TestParsePolicyDuration(t *testing.T) {
 		{in: "+Infh", bad: true},
 		{in: "1e3h", bad: true},
 		{in: "9999999999h", bad: true},
+		// Nothing is not "none": an empty shell variable must not make a
+		// session unlimited.
+		{in: "", bad: true},
+		{in: " \t\n", bad: true},
 	}
 	for _, c := range cases {
 		got, err := ParsePolicyDuration(c.in, c.ceiling, c.capped)
@@ -52,7 +56,7 @@ func TestParsePolicyCount(t *testing.T) {
 			t.Errorf("ParsePolicyCount(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"-1", "1.5", "0.5", "5G", "0x10", "99999999999999999999", "NaN", "Inf", "1e3", "-0"} {
+	for _, in := range []string{"-1", "1.5", "0.5", "5G", "0x10", "99999999999999999999", "NaN", "Inf", "1e3", "-0", "", " "} {
 		if got, err := ParsePolicyCount(in, 0, false); err == nil {
 			t.Errorf("ParsePolicyCount(%q) = %d; want an error", in, got)
 		}
@@ -106,7 +110,7 @@ func TestParseOwner(t *testing.T) {
 // FuzzPolicyValue: whatever a user writes into a session attribute is
 // parsed or refused, never a panic, never a negative limit, never past a
 // ceiling for a capped caller, and never "none" (0) unless that is what
-// was written: "none", nothing, or zeros and no other digit.
+// was written: "none", or zeros and no other digit (nothing is refused).
 func FuzzPolicyValue(f *testing.F) {
 	for _, s := range []string{"2h", "0", "none", "-1", "1e9", "9223372036854775807", "ancestor:3", "ancestor:-1", "ancestor:", "12",
 		"NaN", "Inf", "+Inf", "0.5", "0.1ns", "-0", "-0s", "1e400", "0x10", "99999999999999999999", "2562048h"} {
@@ -121,7 +125,7 @@ func FuzzPolicyValue(f *testing.F) {
 			t.Errorf("count %q -> %d past the ceiling", s, n)
 		}
 		v := strings.TrimSpace(s)
-		saysZero := v == "none" || v == "" || strings.Contains(v, "0") && !strings.ContainsAny(v, "123456789")
+		saysZero := v == "none" || strings.Contains(v, "0") && !strings.ContainsAny(v, "123456789")
 		if d, err := ParsePolicyDuration(s, 0, false); err == nil && (d < 0 || d == 0 && !saysZero) {
 			t.Errorf("duration %q -> %v", s, d)
 		}
