@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,43 +43,75 @@ type mountConfig struct {
 	metrics       metricsAddr
 }
 
-func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
-	f := pflag.NewFlagSet("spoolfs mount", pflag.ContinueOnError)
-	f.SetOutput(io.Discard) // errors are reported in one line by the caller
-	f.SortFlags = false
-	c.mode = 0o1777
-	f.Var(&c.size, "size", "capacity of the mount, RAM and disk together: bytes (512MiB, 2G, 1.5GB), 0 for no limit, or a percentage of the free space on the spill disk (default 50%)")
-	f.Var(&c.inodes, "inodes", "most files, directories and symlinks, 0 for no limit (default: physical memory / 8 KiB, as tmpfs)")
-	f.Var(&c.ram, "ram", "RAM budget for file data, extended attributes and symlink targets across the mount: bytes or a percentage of physical memory (default 25%)")
-	f.Var(&c.threshold, "spill-threshold", "size past which a file moves to disk (default 16MiB, or --ram if smaller)")
-	f.StringVar(&c.spillDir, "spill-dir", "", "directory for spilled data, owned by root or you, sticky if others can write it; not in the mount (default $TMPDIR, else /var/tmp)")
-	f.Var(&c.mode, "mode", "permissions of the root directory, in octal")
-	f.Uint32Var(&c.uid, "uid", uint32(os.Getuid()), "owner of the root directory (default: the caller's)")
-	f.Uint32Var(&c.gid, "gid", uint32(os.Getgid()), "group of the root directory (default: the caller's)")
-	f.BoolVar(&c.allowOther, "allow-other", os.Getuid() == 0, "let other users into the mount; needs root or user_allow_other in /etc/fuse.conf")
-	f.Var(&c.sessionTTL, "session-ttl", "default and ceiling for a session's age limit, e.g. 2h (0: none)")
-	f.Var(&c.sessionIdle, "session-idle", "default and ceiling for a session's idle limit, e.g. 10m (0: none)")
-	f.Var(&c.sessionSize, "session-size", "default and ceiling for a session's bytes (0: none)")
-	f.Var(&c.sessionInodes, "session-inodes", "default and ceiling for a session's inodes (0: none)")
-	f.Var(&c.lifetime, "lifetime", "unmount and delete everything after this long, e.g. 8h (0: never)")
-	f.BoolVar(&c.writeback, "writeback-cache", false, "let the kernel gather small writes (much faster; but ENOSPC/EDQUOT then come from fsync/close, not write)")
-	f.Var(&c.metrics, "metrics", "serve Prometheus metrics over HTTP at /metrics (default off): PORT or :PORT listens on 127.0.0.1 only; name a host to listen elsewhere, e.g. 0.0.0.0:9780 for every interface")
-	f.BoolVar(&c.encrypt, "encrypt-spill", false, "seal spilled data with AES-256-GCM under a key held only in memory (costs CPU; see README)")
-	f.StringArrayVarP(&c.options, "options", "o", nil, "mount(8)-style options: -o size=2G,ram=256M,spill_threshold=4M (every flag has one)")
+// The defaults that resolve works out, and the help and manual page say.
+const (
+	defaultThreshold = 16 << 20
+	bytesPerInode    = 8 << 10 // as tmpfs: physical memory / 8 KiB
+)
+
+// optionTable declares the flags of 'spoolfs mount', each bound to the
+// field of c that it sets.
+func (c *mountConfig) optionTable() optionTable {
+	t := optionTable{
+		{name: "size", value: &c.size, def: "50%",
+			help: "capacity of the mount, RAM and disk together: bytes (512MiB, 2G, 1.5GB), 0 for no limit, or a percentage of the free space on the spill disk"},
+		{name: "inodes", value: &c.inodes, about: fmt.Sprintf("physical memory / %d KiB, as tmpfs", bytesPerInode>>10),
+			help: "most files, directories and symlinks, 0 for no limit"},
+		{name: "ram", value: &c.ram, def: "25%",
+			help: "RAM budget for file data, extended attributes and symlink targets across the mount: bytes or a percentage of physical memory"},
+		{name: "spill-threshold", value: &c.threshold, about: fmt.Sprintf("%dMiB, or --ram if smaller", defaultThreshold>>20),
+			help: "size past which a file moves to disk"},
+		{name: "spill-dir", value: &c.spillDir, about: "$TMPDIR, else /var/tmp",
+			help: "directory for spilled data, owned by root or you, sticky if others can write it; not in the mount"},
+		{name: "mode", value: &c.mode, def: "1777",
+			help: "permissions of the root directory, in octal"},
+		{name: "uid", value: &c.uid, def: strconv.Itoa(os.Getuid()), about: "the caller's",
+			help: "owner of the root directory"},
+		{name: "gid", value: &c.gid, def: strconv.Itoa(os.Getgid()), about: "the caller's",
+			help: "group of the root directory"},
+		{name: "allow-other", value: &c.allowOther, def: strconv.FormatBool(os.Getuid() == 0), about: "on when run as root",
+			help: "let other users into the mount; needs root or user_allow_other in /etc/fuse.conf"},
+		{name: "session-ttl", value: &c.sessionTTL,
+			help: "default and ceiling for a session's age limit, e.g. 2h (0: none)"},
+		{name: "session-idle", value: &c.sessionIdle,
+			help: "default and ceiling for a session's idle limit, e.g. 10m (0: none)"},
+		{name: "session-size", value: &c.sessionSize,
+			help: "default and ceiling for a session's bytes (0: none)"},
+		{name: "session-inodes", value: &c.sessionInodes,
+			help: "default and ceiling for a session's inodes (0: none)"},
+		{name: "lifetime", value: &c.lifetime,
+			help: "unmount and delete everything after this long, e.g. 8h (0: never)"},
+		{name: "writeback-cache", value: &c.writeback,
+			help: "let the kernel gather small writes (much faster; but ENOSPC/EDQUOT then come from fsync/close, not write)"},
+		{name: "metrics", value: &c.metrics, about: "off",
+			help: "serve Prometheus metrics over HTTP at /metrics: PORT or :PORT listens on 127.0.0.1 only; name a host to listen elsewhere, e.g. 0.0.0.0:9780 for every interface"},
+		{name: "encrypt-spill", value: &c.encrypt,
+			help: "seal spilled data with AES-256-GCM under a key held only in memory (costs CPU; see README)"},
+		{name: optionsFlag, short: "o", value: &c.options,
+			help: "mount(8)-style options: -o size=2G,ram=256M,spill_threshold=4M (every flag has one)"},
+	}
+	// The generic options set and clear bits of the platform's defaults.
 	c.vfsFlags = defaultVFSFlags
 	for _, o := range vfsOptions {
-		f.Var(vfsFlag{&c.vfsFlags, o.set, o.clear}, o.name, "mount(8) option")
-		f.Lookup(o.name).NoOptDefVal = "true"
-		f.MarkHidden(o.name)
+		t = append(t, option{name: o.name, value: vfsFlag{&c.vfsFlags, o.set, o.clear}, hidden: true, help: "mount(8) option"})
 	}
-	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground instead of returning once mounted")
-	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, spills and refusals to stderr (implies -f)")
-	return f
+	return append(t,
+		option{name: "foreground", short: "f", value: &c.foreground,
+			help: "stay in the foreground instead of returning once mounted"},
+		option{name: "debug", value: &c.debug,
+			help: "log every FUSE request, spills and refusals to stderr (implies -f)"},
+	)
+}
+
+// newMountFlags makes the flags of c's option table, which puts the
+// defaults into c.
+func newMountFlags(c *mountConfig) *pflag.FlagSet {
+	return c.optionTable().flagSet("spoolfs mount")
 }
 
 func runMount(args []string, stdout, stderr io.Writer) int {
 	var c mountConfig
-	flags := newMountFlags(&c, stderr)
+	flags := newMountFlags(&c)
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			fmt.Fprintf(stdout, "Usage: spoolfs mount [flags] MOUNTPOINT\n\n%s", flags.FlagUsages())
@@ -157,8 +190,8 @@ func (v vfsFlag) Set(s string) error {
 	return nil
 }
 
-// applyOptions sets flags from -o key=value items: each flag's -o name is
-// its long name with '_' for '-' (spill_threshold=4M), so every flag has one.
+// applyOptions sets flags from -o key=value items: every flag has an -o
+// spelling (oSpelling).
 func applyOptions(flags *pflag.FlagSet, items []string) error {
 	for _, item := range items {
 		for _, opt := range strings.Split(item, ",") {
@@ -179,10 +212,10 @@ func applyOption(flags *pflag.FlagSet, opt string) error {
 		return nil
 	case key == "ro":
 		return errors.New("-o ro: spoolfs is a scratch filesystem and cannot be mounted read-only")
-	case key == "options" || key == "o":
+	case key == optionsFlag || key == "o":
 		return fmt.Errorf("-o %q: unknown option", opt)
 	}
-	name := strings.ReplaceAll(key, "_", "-")
+	name := flagName(key)
 	fl := flags.Lookup(name)
 	if fl == nil {
 		return fmt.Errorf("-o %q: unknown option", key)
@@ -226,8 +259,6 @@ type mountPlan struct {
 	vfsFlags   uintptr
 	metrics    string // address to serve metrics on; "": off
 }
-
-const defaultThreshold = 16 << 20
 
 // resolve checks everything and fills in the defaults; dir comes from
 // realMountpoint.
@@ -273,12 +304,6 @@ func freeBytes(blocks, blockSize int64) int64 {
 // free space on the spill disk and the machine's physical memory. Every
 // percentage must come to at least a byte: 0 would mean "no limit".
 func (c *mountConfig) resolveValues(p *mountPlan, freeDisk, physical int64) error {
-	if !c.size.set {
-		c.size = byteSize{percent: 50, text: "50%"}
-	}
-	if !c.ram.set {
-		c.ram = byteSize{percent: 25, text: "25%"}
-	}
 	var err error
 	if p.size, err = c.size.resolve(freeDisk, "the free space on the spill disk"); err != nil {
 		return fmt.Errorf("--size %v", err)
@@ -288,7 +313,7 @@ func (c *mountConfig) resolveValues(p *mountPlan, freeDisk, physical int64) erro
 	}
 	p.inodes = c.inodes.n
 	if !c.inodes.set {
-		p.inodes = physical / 8192
+		p.inodes = physical / bytesPerInode
 	}
 	p.threshold = min(defaultThreshold, p.ram)
 	if c.threshold.set {

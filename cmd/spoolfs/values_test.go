@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -113,7 +112,7 @@ func TestResolveValues(t *testing.T) {
 	resolve := func(args ...string) (*mountPlan, error) {
 		t.Helper()
 		var c mountConfig
-		if err := newMountFlags(&c, io.Discard).Parse(args); err != nil {
+		if err := newMountFlags(&c).Parse(args); err != nil {
 			t.Fatalf("%q: %v", args, err)
 		}
 		p := &mountPlan{}
@@ -140,6 +139,7 @@ func TestResolveValues(t *testing.T) {
 		}
 	}
 	var c mountConfig // --size defaults to 50%, here of a full spill disk
+	newMountFlags(&c) // puts the defaults in
 	if err := c.resolveValues(&mountPlan{}, 0, ram); err == nil || !strings.HasPrefix(err.Error(), "--size ") {
 		t.Errorf("50%% of a full disk: %v; want an error naming --size", err)
 	}
@@ -161,7 +161,7 @@ func TestFreeBytes(t *testing.T) {
 
 func TestApplyOptions(t *testing.T) {
 	var c mountConfig
-	flags := newMountFlags(&c, io.Discard)
+	flags := newMountFlags(&c)
 	err := applyOptions(flags, []string{"size=2G,ram=256M,spill_threshold=4M,session_ttl=2h,allow_other,rw,nosuid,x-systemd.automount,_netdev"})
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestApplyOptions(t *testing.T) {
 		t.Errorf("options not applied: size %d ram %d threshold %d allow_other %v", c.size.bytes, c.ram.bytes, c.threshold.bytes, c.allowOther)
 	}
 	for _, bad := range []string{"bogus=1", "size", "ram=lots", "ro", "o=x", "mode=99"} {
-		if err := applyOptions(newMountFlags(&mountConfig{}, io.Discard), []string{bad}); err == nil {
+		if err := applyOptions(newMountFlags(&mountConfig{}), []string{bad}); err == nil {
 			t.Errorf("-o %s accepted", bad)
 		} else if strings.Contains(err.Error(), "\n") {
 			t.Errorf("-o %s: error spans lines: %q", bad, err)
@@ -246,7 +246,7 @@ func FuzzMountOptions(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		var c mountConfig
-		err := applyOptions(newMountFlags(&c, io.Discard), []string{s})
+		err := applyOptions(newMountFlags(&c), []string{s})
 		if err != nil {
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("multi-line error for %q: %q", s, err)
