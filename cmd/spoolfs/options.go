@@ -12,8 +12,8 @@ import (
 // option is one command-line option, declared once. Its table (mount's in
 // mountConfig.optionTable, session new's in sessionNewOptions.optionTable)
 // is all that the flag set, -o parsing, --help, the manual page and shell
-// completion are made from, so that none of them can say something the
-// others do not.
+// completion are made from, and what a test checks the README's flag table
+// against, so that none of them can say something the others do not.
 type option struct {
 	name  string // long name, --name; its -o spelling is oSpelling(name)
 	short string // one-letter form, -x, or ""
