@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// runCompletion prints a shell completion script built from the flag sets
-// the commands parse, so it cannot drift from them.
+// runCompletion prints a shell completion script built from the commands'
+// option tables, as their flag sets, so it cannot drift from them.
 func runCompletion(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 || (args[0] != "bash" && args[0] != "zsh") {
 		fmt.Fprintln(stderr, "Usage: spoolfs completion bash|zsh")
@@ -18,7 +18,7 @@ func runCompletion(args []string, stdout, stderr io.Writer) int {
 	}
 	var c mountConfig
 	var o sessionNewOptions
-	mountFlags := flagWords(newMountFlags(&c, io.Discard))
+	mountFlags := flagWords(newMountFlags(&c))
 	newFlags := flagWords(newSessionNewFlags(&o))
 	script := fmt.Sprintf(bashCompletion, mountFlags, newFlags)
 	if args[0] == "zsh" {

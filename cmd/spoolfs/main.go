@@ -4,6 +4,14 @@
 //
 //	spoolfs mount [flags] MOUNTPOINT
 //	spoolfs umount MOUNTPOINT
+//
+// It owns the command line and the daemon around the fs package. Every
+// option is declared once, in an option table (options.go); the flags, -o
+// parsing, --help, the manual page and shell completion are made from it,
+// and a test holds the README's flag table to it. A mount's flags are
+// parsed into the configs of spill, fs and quota (mountConfig), and
+// resolve checks them all before anything is mounted: a bad value is one
+// line on stderr that names the flag, exit status 2, nothing mounted.
 package main
 
 import (

@@ -8,17 +8,9 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// The manual page spoolfs(8) is generated from the same flag definitions
-// the commands parse (spoolfs.8 beside this file is the output, checked by
-// a test for drift): 'spoolfs man > cmd/spoolfs/spoolfs.8', or 'make man'.
-
-// dynamicDefaults are flags whose default depends on who runs spoolfs; the
-// page says so instead of printing the generating user's value.
-var dynamicDefaults = map[string]string{
-	"uid":         "",
-	"gid":         "",
-	"allow-other": "on when run as root",
-}
+// The manual page spoolfs(8) is generated from the option tables the
+// commands parse (spoolfs.8 beside this file is the output, checked by a
+// test for drift): 'spoolfs man > cmd/spoolfs/spoolfs.8', or 'make man'.
 
 func runMan(stdout io.Writer) int {
 	writeMan(stdout)
@@ -60,7 +52,7 @@ func writeMan(w io.Writer) {
 	p(`or a percentage. Durations are Go durations (\fB90s\fR, \fB2h\fR).`)
 	p(`\fBnosuid\fR and \fBnodev\fR are on unless \fBsuid\fR or \fBdev\fR is given, through mount(8) and fstab too.`)
 	var c mountConfig
-	manFlags(w, newMountFlags(&c, io.Discard), true)
+	manFlags(w, newMountFlags(&c), true)
 	p(".SH SESSION NEW OPTIONS")
 	var o sessionNewOptions
 	manFlags(w, newSessionNewFlags(&o), false)
@@ -84,10 +76,11 @@ func writeMan(w io.Writer) {
 	p(`tmpfs(5), mount(8), fstab(5), fusermount3(1), systemd.mount(5)`)
 }
 
-// manFlags lists a flag set as .TP entries.
+// manFlags lists a flag set, made from an option table, as .TP entries;
+// withOption adds each flag's -o spelling.
 func manFlags(w io.Writer, flags *pflag.FlagSet, withOption bool) {
 	flags.VisitAll(func(f *pflag.Flag) {
-		if f.Name == "options" {
+		if f.Name == optionsFlag { // the section's text says what -o does
 			return
 		}
 		head := `\fB\-\-` + roffEscape(f.Name) + `\fR`
@@ -98,17 +91,9 @@ func manFlags(w io.Writer, flags *pflag.FlagSet, withOption bool) {
 			head += ` \fI` + t + `\fR`
 		}
 		if withOption {
-			head += ` (\fB\-o ` + roffEscape(strings.ReplaceAll(f.Name, "-", "_")) + `\fR)`
+			head += ` (\fB\-o ` + roffEscape(oSpelling(f.Name)) + `\fR)`
 		}
-		fmt.Fprintf(w, ".TP\n%s\n%s", head, roffEscape(f.Usage))
-		if d, ok := dynamicDefaults[f.Name]; ok {
-			if d != "" { // else the usage says it
-				fmt.Fprintf(w, " (default: %s)", d)
-			}
-		} else if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0s" && f.DefValue != "[]" && f.DefValue != "0" {
-			fmt.Fprintf(w, " (default: %s)", roffEscape(f.DefValue))
-		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, ".TP\n%s\n%s\n", head, roffEscape(f.Usage))
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,73 +14,107 @@ import (
 	"golang.org/x/sys/unix"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
-	"github.com/spoolfs/spoolfs/fs/control"
+	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
 
-// mountConfig is everything 'spoolfs mount' is told, before defaults that
-// depend on the machine are resolved.
+// mountConfig is one mount. A flag whose value needs nothing more is parsed
+// straight into the config of the package that uses it (spill, fs, quota);
+// one whose value depends on the machine or on other flags (a percentage of
+// the free disk, a default from physical memory, a directory to check) is
+// held in given until resolve works it out into those configs. So each
+// value is written once, by its flag or by resolve, and serve adds only
+// what exists at run time: the pool, the quota account, the logger.
 type mountConfig struct {
-	size       byteSize
-	inodes     count
-	ram        byteSize
-	threshold  byteSize
-	spillDir   string
-	mode       octalMode
-	uid, gid   uint32
+	dir        string         // the mount point, from realMountpoint
+	spill      spill.Config   // Dir, Threshold and RAMBudget by resolve
+	fs         spoolfs.Config // Sessions.Bytes and .Inodes by resolve
+	limits     quota.Limits   // the mount's size and inodes, by resolve
 	allowOther bool
 	foreground bool
 	debug      bool
-	options    []string // -o key=value,...
+	lifetime   time.Duration
+	vfsFlags   uintptr  // MS_* flags from the generic mount options
+	metrics    string   // address to serve metrics on, by resolve; "": off
+	options    []string // -o key=value,..., applied by applyOptions
 
-	sessionTTL    duration
-	sessionIdle   duration
-	sessionSize   byteSize
-	sessionInodes count
-	lifetime      duration
-	writeback     bool
-	encrypt       bool
-	vfsFlags      uintptr // MS_* flags from the generic mount options
-	metrics       metricsAddr
+	given struct { // as the flags say them, for resolve
+		size, ram, threshold, sessionSize byteSize
+		inodes, sessionInodes             count
+		spillDir                          string
+		metrics                           metricsAddr
+	}
 }
 
-func newMountFlags(c *mountConfig, stderr io.Writer) *pflag.FlagSet {
-	f := pflag.NewFlagSet("spoolfs mount", pflag.ContinueOnError)
-	f.SetOutput(io.Discard) // errors are reported in one line by the caller
-	f.SortFlags = false
-	c.mode = 0o1777
-	f.Var(&c.size, "size", "capacity of the mount, RAM and disk together: bytes (512MiB, 2G, 1.5GB), 0 for no limit, or a percentage of the free space on the spill disk (default 50%)")
-	f.Var(&c.inodes, "inodes", "most files, directories and symlinks, 0 for no limit (default: physical memory / 8 KiB, as tmpfs)")
-	f.Var(&c.ram, "ram", "RAM budget for file data, extended attributes and symlink targets across the mount: bytes or a percentage of physical memory (default 25%)")
-	f.Var(&c.threshold, "spill-threshold", "size past which a file moves to disk (default 16MiB, or --ram if smaller)")
-	f.StringVar(&c.spillDir, "spill-dir", "", "directory for spilled data, owned by root or you, sticky if others can write it; not in the mount (default $TMPDIR, else /var/tmp)")
-	f.Var(&c.mode, "mode", "permissions of the root directory, in octal")
-	f.Uint32Var(&c.uid, "uid", uint32(os.Getuid()), "owner of the root directory (default: the caller's)")
-	f.Uint32Var(&c.gid, "gid", uint32(os.Getgid()), "group of the root directory (default: the caller's)")
-	f.BoolVar(&c.allowOther, "allow-other", os.Getuid() == 0, "let other users into the mount; needs root or user_allow_other in /etc/fuse.conf")
-	f.Var(&c.sessionTTL, "session-ttl", "default and ceiling for a session's age limit, e.g. 2h (0: none)")
-	f.Var(&c.sessionIdle, "session-idle", "default and ceiling for a session's idle limit, e.g. 10m (0: none)")
-	f.Var(&c.sessionSize, "session-size", "default and ceiling for a session's bytes (0: none)")
-	f.Var(&c.sessionInodes, "session-inodes", "default and ceiling for a session's inodes (0: none)")
-	f.Var(&c.lifetime, "lifetime", "unmount and delete everything after this long, e.g. 8h (0: never)")
-	f.BoolVar(&c.writeback, "writeback-cache", false, "let the kernel gather small writes (much faster; but ENOSPC/EDQUOT then come from fsync/close, not write)")
-	f.Var(&c.metrics, "metrics", "serve Prometheus metrics over HTTP at /metrics (default off): PORT or :PORT listens on 127.0.0.1 only; name a host to listen elsewhere, e.g. 0.0.0.0:9780 for every interface")
-	f.BoolVar(&c.encrypt, "encrypt-spill", false, "seal spilled data with AES-256-GCM under a key held only in memory (costs CPU; see README)")
-	f.StringArrayVarP(&c.options, "options", "o", nil, "mount(8)-style options: -o size=2G,ram=256M,spill_threshold=4M (every flag has one)")
+// The defaults that resolve works out, and the help and manual page say.
+const (
+	defaultThreshold = 16 << 20
+	bytesPerInode    = 8 << 10 // as tmpfs: physical memory / 8 KiB
+)
+
+// optionTable declares the flags of 'spoolfs mount', each bound to the
+// field of c that it sets.
+func (c *mountConfig) optionTable() optionTable {
+	t := optionTable{
+		{name: "size", value: &c.given.size, def: "50%",
+			help: "capacity of the mount, RAM and disk together: bytes (512MiB, 2G, 1.5GB), 0 for no limit, or a percentage of the free space on the spill disk"},
+		{name: "inodes", value: &c.given.inodes, about: fmt.Sprintf("physical memory / %d KiB, as tmpfs", bytesPerInode>>10),
+			help: "most files, directories and symlinks, 0 for no limit"},
+		{name: "ram", value: &c.given.ram, def: "25%",
+			help: "RAM budget for file data, extended attributes and symlink targets across the mount: bytes or a percentage of physical memory"},
+		{name: "spill-threshold", value: &c.given.threshold, about: fmt.Sprintf("%dMiB, or --ram if smaller", defaultThreshold>>20),
+			help: "size past which a file moves to disk"},
+		{name: "spill-dir", value: &c.given.spillDir, about: "$TMPDIR, else /var/tmp",
+			help: "directory for spilled data, owned by root or you, sticky if others can write it; not in the mount"},
+		{name: "mode", value: (*octalMode)(&c.fs.RootMode), def: "1777",
+			help: "permissions of the root directory, in octal"},
+		{name: "uid", value: &c.fs.RootUID, def: strconv.Itoa(os.Getuid()), about: "the caller's",
+			help: "owner of the root directory"},
+		{name: "gid", value: &c.fs.RootGID, def: strconv.Itoa(os.Getgid()), about: "the caller's",
+			help: "group of the root directory"},
+		{name: "allow-other", value: &c.allowOther, def: strconv.FormatBool(os.Getuid() == 0), about: "on when run as root",
+			help: "let other users into the mount; needs root or user_allow_other in /etc/fuse.conf"},
+		{name: "session-ttl", value: (*duration)(&c.fs.Sessions.TTL),
+			help: "default and ceiling for a session's age limit, e.g. 2h (0: none)"},
+		{name: "session-idle", value: (*duration)(&c.fs.Sessions.Idle),
+			help: "default and ceiling for a session's idle limit, e.g. 10m (0: none)"},
+		{name: "session-size", value: &c.given.sessionSize,
+			help: "default and ceiling for a session's bytes (0: none)"},
+		{name: "session-inodes", value: &c.given.sessionInodes,
+			help: "default and ceiling for a session's inodes (0: none)"},
+		{name: "lifetime", value: (*duration)(&c.lifetime),
+			help: "unmount and delete everything after this long, e.g. 8h (0: never)"},
+		{name: "writeback-cache", value: &c.fs.WritebackCache,
+			help: "let the kernel gather small writes (much faster; but ENOSPC/EDQUOT then come from fsync/close, not write)"},
+		{name: "metrics", value: &c.given.metrics, about: "off",
+			help: "serve Prometheus metrics over HTTP at /metrics: PORT or :PORT listens on 127.0.0.1 only; name a host to listen elsewhere, e.g. 0.0.0.0:9780 for every interface"},
+		{name: "encrypt-spill", value: &c.spill.Encrypt,
+			help: "seal spilled data with AES-256-GCM under a key held only in memory (costs CPU; see README)"},
+		{name: optionsFlag, short: "o", value: &c.options,
+			help: "mount(8)-style options: -o size=2G,ram=256M,spill_threshold=4M (every flag has one)"},
+	}
+	// The generic options set and clear bits of the platform's defaults.
 	c.vfsFlags = defaultVFSFlags
 	for _, o := range vfsOptions {
-		f.Var(vfsFlag{&c.vfsFlags, o.set, o.clear}, o.name, "mount(8) option")
-		f.Lookup(o.name).NoOptDefVal = "true"
-		f.MarkHidden(o.name)
+		t = append(t, option{name: o.name, value: vfsFlag{&c.vfsFlags, o.set, o.clear}, hidden: true, help: "mount(8) option"})
 	}
-	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground instead of returning once mounted")
-	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, spills and refusals to stderr (implies -f)")
-	return f
+	return append(t,
+		option{name: "foreground", short: "f", value: &c.foreground,
+			help: "stay in the foreground instead of returning once mounted"},
+		option{name: "debug", value: &c.debug,
+			help: "log every FUSE request, spills and refusals to stderr (implies -f)"},
+	)
+}
+
+// newMountFlags makes the flags of c's option table, which puts the
+// defaults into c.
+func newMountFlags(c *mountConfig) *pflag.FlagSet {
+	return c.optionTable().flagSet("spoolfs mount")
 }
 
 func runMount(args []string, stdout, stderr io.Writer) int {
 	var c mountConfig
-	flags := newMountFlags(&c, stderr)
+	flags := newMountFlags(&c)
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			fmt.Fprintf(stdout, "Usage: spoolfs mount [flags] MOUNTPOINT\n\n%s", flags.FlagUsages())
@@ -109,8 +144,7 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 		unlock = lockMountParent(dir)
 	}
 	defer unlock()
-	plan, err := c.resolve(dir)
-	if err != nil {
+	if err := c.resolve(dir); err != nil {
 		if isDaemonChild() { // what changed since the parent's checks: tell it why
 			newReadyReporter().report(err)
 		}
@@ -118,9 +152,9 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if c.foreground || c.debug {
-		return serve(plan, unlock, stderr)
+		return serve(&c, unlock, stderr)
 	}
-	return daemonize(plan, args, stderr)
+	return daemonize(&c, args, stderr)
 }
 
 // Generic mount(8) options that mean nothing to spoolfs or that the kernel
@@ -158,8 +192,8 @@ func (v vfsFlag) Set(s string) error {
 	return nil
 }
 
-// applyOptions sets flags from -o key=value items: each flag's -o name is
-// its long name with '_' for '-' (spill_threshold=4M), so every flag has one.
+// applyOptions sets flags from -o key=value items: every flag has an -o
+// spelling (oSpelling).
 func applyOptions(flags *pflag.FlagSet, items []string) error {
 	for _, item := range items {
 		for _, opt := range strings.Split(item, ",") {
@@ -180,10 +214,10 @@ func applyOption(flags *pflag.FlagSet, opt string) error {
 		return nil
 	case key == "ro":
 		return errors.New("-o ro: spoolfs is a scratch filesystem and cannot be mounted read-only")
-	case key == "options" || key == "o":
+	case key == optionsFlag || key == "o":
 		return fmt.Errorf("-o %q: unknown option", opt)
 	}
-	name := strings.ReplaceAll(key, "_", "-")
+	name := flagName(key)
 	fl := flags.Lookup(name)
 	if fl == nil {
 		return fmt.Errorf("-o %q: unknown option", key)
@@ -208,53 +242,29 @@ func unwrapFlagError(err error) error {
 	return err
 }
 
-// mountPlan is a mount with every value resolved and checked.
-type mountPlan struct {
-	dir        string
-	size       int64
-	inodes     int64
-	ram        int64
-	threshold  int64
-	spillDir   string
-	mode       uint32
-	uid, gid   uint32
-	allowOther bool
-	debug      bool
-	sessions   control.SessionPolicy
-	lifetime   time.Duration
-	writeback  bool
-	encrypt    bool
-	vfsFlags   uintptr
-	metrics    string // address to serve metrics on; "": off
-}
-
-const defaultThreshold = 16 << 20
-
-// resolve checks everything and fills in the defaults; dir comes from
-// realMountpoint.
-func (c *mountConfig) resolve(dir string) (*mountPlan, error) {
-	p := &mountPlan{mode: uint32(c.mode), uid: c.uid, gid: c.gid, allowOther: c.allowOther, debug: c.debug,
-		lifetime: time.Duration(c.lifetime), writeback: c.writeback, encrypt: c.encrypt, vfsFlags: c.vfsFlags}
+// resolve checks everything and works out the values held in c.given;
+// dir comes from realMountpoint.
+func (c *mountConfig) resolve(dir string) error {
 	var err error
-	if p.metrics, err = parseMetricsAddr(string(c.metrics)); err != nil {
-		return nil, err
+	if c.metrics, err = parseMetricsAddr(string(c.given.metrics)); err != nil {
+		return err
 	}
-	p.dir = dir
+	c.dir = dir
 	if err := checkMountpoint(dir); err != nil {
-		return nil, err
+		return err
 	}
-	if p.spillDir, err = c.checkSpillDir(p.dir); err != nil {
-		return nil, err
+	if c.spill.Dir, err = c.checkSpillDir(dir); err != nil {
+		return err
 	}
 	var disk unix.Statfs_t
-	if err := unix.Statfs(p.spillDir, &disk); err != nil {
-		return nil, fmt.Errorf("--spill-dir %s: %v", p.spillDir, err)
+	if err := unix.Statfs(c.spill.Dir, &disk); err != nil {
+		return fmt.Errorf("--spill-dir %s: %v", c.spill.Dir, err)
 	}
 	freeDisk := freeBytes(int64(disk.Bavail), int64(disk.Bsize))
-	if err := c.resolveValues(p, freeDisk, physicalMemory()); err != nil {
-		return nil, err
+	if err := c.resolveValues(freeDisk, physicalMemory()); err != nil {
+		return err
 	}
-	return p, p.check()
+	return c.check()
 }
 
 // freeBytes is blocks × block size, without wrapping on a filesystem that
@@ -270,56 +280,48 @@ func freeBytes(blocks, blockSize int64) int64 {
 	return blocks * blockSize
 }
 
-// resolveValues fills in p's sizes and session policy from the flags, the
-// free space on the spill disk and the machine's physical memory. Every
-// percentage must come to at least a byte: 0 would mean "no limit".
-func (c *mountConfig) resolveValues(p *mountPlan, freeDisk, physical int64) error {
-	if !c.size.set {
-		c.size = byteSize{percent: 50, text: "50%"}
-	}
-	if !c.ram.set {
-		c.ram = byteSize{percent: 25, text: "25%"}
-	}
+// resolveValues works out the sizes and the session policy from the flags,
+// the free space on the spill disk and the machine's physical memory.
+// Every percentage must come to at least a byte: 0 would mean "no limit".
+func (c *mountConfig) resolveValues(freeDisk, physical int64) error {
+	g := &c.given
 	var err error
-	if p.size, err = c.size.resolve(freeDisk, "the free space on the spill disk"); err != nil {
+	if c.limits.Bytes, err = g.size.resolve(freeDisk, "the free space on the spill disk"); err != nil {
 		return fmt.Errorf("--size %v", err)
 	}
-	if p.ram, err = c.ram.resolve(physical, "physical memory"); err != nil {
+	if c.spill.RAMBudget, err = g.ram.resolve(physical, "physical memory"); err != nil {
 		return fmt.Errorf("--ram %v", err)
 	}
-	p.inodes = c.inodes.n
-	if !c.inodes.set {
-		p.inodes = physical / 8192
+	c.limits.Inodes = g.inodes.n
+	if !g.inodes.set {
+		c.limits.Inodes = physical / bytesPerInode
 	}
-	p.threshold = min(defaultThreshold, p.ram)
-	if c.threshold.set {
-		if p.threshold, err = c.threshold.resolve(p.ram, "--ram"); err != nil {
+	c.spill.Threshold = min(defaultThreshold, c.spill.RAMBudget)
+	if g.threshold.set {
+		if c.spill.Threshold, err = g.threshold.resolve(c.spill.RAMBudget, "--ram"); err != nil {
 			return fmt.Errorf("--spill-threshold %v", err)
 		}
 	}
-	if c.sessionSize.percent > 0 && p.size == 0 {
-		return fmt.Errorf("--session-size %s: a share of --size, which has no limit", c.sessionSize.text)
+	if g.sessionSize.percent > 0 && c.limits.Bytes == 0 {
+		return fmt.Errorf("--session-size %s: a share of --size, which has no limit", g.sessionSize.text)
 	}
-	sessionBytes, err := c.sessionSize.resolve(p.size, "--size")
-	if err != nil {
+	if c.fs.Sessions.Bytes, err = g.sessionSize.resolve(c.limits.Bytes, "--size"); err != nil {
 		return fmt.Errorf("--session-size %v", err)
 	}
-	p.sessions = control.SessionPolicy{
-		TTL: time.Duration(c.sessionTTL), Idle: time.Duration(c.sessionIdle),
-		Bytes: sessionBytes, Inodes: c.sessionInodes.n,
-	}
+	c.fs.Sessions.Inodes = g.sessionInodes.n
 	return nil
 }
 
-func (p *mountPlan) check() error {
+func (c *mountConfig) check() error {
+	size, ram, threshold, sessionBytes := c.limits.Bytes, c.spill.RAMBudget, c.spill.Threshold, c.fs.Sessions.Bytes
 	switch {
-	case p.threshold > p.ram:
-		return fmt.Errorf("--spill-threshold %d is above --ram %d: a file that big could never stay in RAM", p.threshold, p.ram)
-	case p.sessions.Bytes != 0 && p.size != 0 && p.sessions.Bytes > p.size:
-		return fmt.Errorf("--session-size %d is above --size %d", p.sessions.Bytes, p.size)
-	case p.size != 0 && p.size < 4096:
-		return fmt.Errorf("--size %d: too small to hold anything", p.size)
-	case p.allowOther && os.Getuid() != 0 && !userAllowOther():
+	case threshold > ram:
+		return fmt.Errorf("--spill-threshold %d is above --ram %d: a file that big could never stay in RAM", threshold, ram)
+	case sessionBytes != 0 && size != 0 && sessionBytes > size:
+		return fmt.Errorf("--session-size %d is above --size %d", sessionBytes, size)
+	case size != 0 && size < 4096:
+		return fmt.Errorf("--size %d: too small to hold anything", size)
+	case c.allowOther && os.Getuid() != 0 && !userAllowOther():
 		return errors.New("--allow-other needs root, or user_allow_other in /etc/fuse.conf")
 	}
 	return nil
@@ -378,7 +380,7 @@ func checkMountpoint(dir string) error {
 // (spill.CheckDir), writable, and not inside the mount, where spilling
 // would feed the mount to itself. It returns the directory's real path.
 func (c *mountConfig) checkSpillDir(mountDir string) (string, error) {
-	what, dir := "--spill-dir", c.spillDir
+	what, dir := "--spill-dir", c.given.spillDir
 	if dir == "" {
 		what, dir = "TMPDIR", os.Getenv("TMPDIR")
 		// A TMPDIR inside the mount is for the programs that use it.

@@ -39,7 +39,7 @@ const memoryOverhead = 32 << 20
 
 // daemonize starts the same command in the background and waits until it
 // has mounted (exit 0) or failed (its message, exit 1).
-func daemonize(p *mountPlan, args []string, stderr io.Writer) int {
+func daemonize(c *mountConfig, args []string, stderr io.Writer) int {
 	r, w, err := os.Pipe()
 	if err != nil {
 		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
@@ -76,7 +76,7 @@ func daemonize(p *mountPlan, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolfs mount: %s\n", msg)
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		fmt.Fprintf(stderr, "spoolfs mount: %s did not become ready within 60s\n", p.dir)
+		fmt.Fprintf(stderr, "spoolfs mount: %s did not become ready within 60s\n", c.dir)
 	}
 	cmd.Wait()
 	return exitFailure
@@ -129,7 +129,7 @@ func newLogger(w io.Writer, debugOn bool) *slog.Logger {
 // through one shutdown: unmount (detaching and cutting off busy users),
 // free every byte in RAM and on disk, exit 0. It calls mounted once the
 // mount is made or has failed.
-func serve(p *mountPlan, mounted func(), stderr io.Writer) int {
+func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 	// Signals are caught from the start: one that comes while we mount, or
 	// just after the parent (or systemd) heard we are ready, waits in the
 	// channel for the shutdown path instead of killing us mid-way and
@@ -139,16 +139,16 @@ func serve(p *mountPlan, mounted func(), stderr io.Writer) int {
 	defer signal.Stop(signals)
 	ready := newReadyReporter()
 	notify := newNotifier()
-	logger := newLogger(stderr, p.debug)
+	logger := newLogger(stderr, c.debug)
 	raiseFileLimit()
-	debug.SetMemoryLimit(p.ram + memoryOverhead)
+	debug.SetMemoryLimit(c.spill.RAMBudget + memoryOverhead)
 
 	var server *fuse.Server
 	var fsys *spoolfs.FS
 	tuner := newProcTuner()
-	met, err := listenMetrics(p.metrics, logger) // bound before mounting: a port in use fails the mount
+	met, err := listenMetrics(c.metrics, logger) // bound before mounting: a port in use fails the mount
 	if err == nil {
-		server, fsys, err = mount(p, logger, met, tuner)
+		server, fsys, err = mount(c, logger, met, tuner)
 	}
 	mounted()
 	ready.report(err)
@@ -158,25 +158,25 @@ func serve(p *mountPlan, mounted func(), stderr io.Writer) int {
 		return exitFailure
 	}
 	met.start(fsys)
-	logger.Info("mounted", "dir", p.dir, "size", p.size, "ram", p.ram, "threshold", p.threshold, "spill_dir", fsys.Pool().Dir())
+	logger.Info("mounted", "dir", c.dir, "size", c.limits.Bytes, "ram", c.spill.RAMBudget, "threshold", c.spill.Threshold, "spill_dir", fsys.Pool().Dir())
 	notify.send("READY=1", "MAINPID="+strconv.Itoa(os.Getpid()),
 		fmt.Sprintf("STATUS=spoolfs mounted at %s (size %s, RAM %s, spill to %s)",
-			p.dir, sizeText(p.size), sizeText(p.ram), p.spillDir))
+			c.dir, sizeText(c.limits.Bytes), sizeText(c.spill.RAMBudget), c.spill.Dir))
 
-	// What is on top of p.dir now is ours; by the time we shut down,
+	// What is on top of c.dir now is ours; by the time we shut down,
 	// something else may have been mounted over it.
-	conn, knowConn := spoolfs.TopConnection(p.dir)
+	conn, knowConn := spoolfs.TopConnection(c.dir)
 	var once sync.Once
 	var unmountErr error
 	shutdown := func(why string) {
 		once.Do(func() {
-			logger.Info("shutting down", "dir", p.dir, "why", why)
-			notify.send("STOPPING=1", "STATUS=unmounting "+p.dir+" ("+why+")")
+			logger.Info("shutting down", "dir", c.dir, "why", why)
+			notify.send("STOPPING=1", "STATUS=unmounting "+c.dir+" ("+why+")")
 			unmount := spoolfs.Unmount
 			if knowConn {
 				unmount = func(dir string) error { return spoolfs.UnmountOwn(dir, conn) }
 			}
-			if unmountErr = unmount(p.dir); unmountErr != nil {
+			if unmountErr = unmount(c.dir); unmountErr != nil {
 				logger.Error("unmount", "err", unmountErr)
 			}
 		})
@@ -188,8 +188,8 @@ func serve(p *mountPlan, mounted func(), stderr io.Writer) int {
 	if tuner != nil {
 		go tuner.run(ctx)
 	}
-	if p.lifetime > 0 {
-		lifetime := time.AfterFunc(p.lifetime, func() { shutdown("lifetime") })
+	if c.lifetime > 0 {
+		lifetime := time.AfterFunc(c.lifetime, func() { shutdown("lifetime") })
 		defer lifetime.Stop()
 	}
 	go func() {
@@ -204,7 +204,7 @@ func serve(p *mountPlan, mounted func(), stderr io.Writer) int {
 	}()
 
 	server.Wait()
-	once.Do(func() { notify.send("STOPPING=1", "STATUS=unmounted "+p.dir) })
+	once.Do(func() { notify.send("STOPPING=1", "STATUS=unmounted "+c.dir) })
 	stopExpiry()
 	met.close()
 	if err := fsys.Close(); err != nil {
@@ -214,60 +214,58 @@ func serve(p *mountPlan, mounted func(), stderr io.Writer) int {
 	if errors.Is(unmountErr, spoolfs.ErrCovered) {
 		return exitFailure // every byte is freed, but a dead mount is left
 	}
-	logger.Info("unmounted", "dir", p.dir)
+	logger.Info("unmounted", "dir", c.dir)
 	return exitOK
 }
 
-func mount(p *mountPlan, logger *slog.Logger, met *metrics, tuner *procTuner) (*fuse.Server, *spoolfs.FS, error) {
-	pool, err := spill.NewPool(spill.Config{
-		Dir: p.spillDir, Threshold: p.threshold, RAMBudget: p.ram,
-		Encrypt: p.encrypt, MaxDiskFiles: maxSpillFiles(), ProcessAlive: proc.Alive,
-	})
+// mount makes the pool and the tree from c, adding what exists only at
+// run time, and mounts them.
+func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) (*fuse.Server, *spoolfs.FS, error) {
+	spillConfig := c.spill
+	spillConfig.MaxDiskFiles, spillConfig.ProcessAlive = maxSpillFiles(), proc.Alive
+	pool, err := spill.NewPool(spillConfig)
 	if err != nil {
 		return nil, nil, err
 	}
-	fsys, err := spoolfs.New(spoolfs.Config{
-		Pool:     pool,
-		Quota:    quota.NewRoot(quota.Limits{Bytes: p.size, Inodes: p.inodes}),
-		RootMode: p.mode, RootUID: p.uid, RootGID: p.gid,
-		Sessions: p.sessions,
-		// The kernel may keep cached pages of closed RAM-tier files up
-		// to an eighth of the RAM budget: re-reads stay fast, and RAM
-		// bytes are held twice only within that bound.
-		CacheBudget:    p.ram / 8,
-		WritebackCache: p.writeback,
-		Logger:         logger,
-		Observer:       met.observer(),
-	})
+	fsConfig := c.fs
+	fsConfig.Pool = pool
+	fsConfig.Quota = quota.NewRoot(c.limits)
+	// The kernel may keep cached pages of closed RAM-tier files up to an
+	// eighth of the RAM budget: re-reads stay fast, and RAM bytes are held
+	// twice only within that bound.
+	fsConfig.CacheBudget = c.spill.RAMBudget / 8
+	fsConfig.Logger = logger
+	fsConfig.Observer = met.observer()
+	fsys, err := spoolfs.New(fsConfig)
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
 	}
 	opts := fsys.Options()
-	opts.AllowOther = p.allowOther
+	opts.AllowOther = c.allowOther
 	opts.DirectMount = true
-	opts.DirectMountFlags = p.vfsFlags
-	opts.Debug = p.debug
-	if p.debug {
+	opts.DirectMountFlags = c.vfsFlags
+	opts.Debug = c.debug
+	if c.debug {
 		trace := log.New(redactingWriter{os.Stderr}, "", log.Lmicroseconds)
 		opts.Logger, opts.MountOptions.Logger = trace, trace
 	}
-	if err := spoolfs.ClearDeadMounts(p.dir); err != nil {
+	if err := spoolfs.ClearDeadMounts(c.dir); err != nil {
 		fsys.Close()
 		return nil, nil, err
 	}
 	// What gofs.Mount does, with every request seen by the tuner and
 	// timed when metrics are on.
-	server, err := fuse.NewServer(observed(gofs.NewNodeFS(fsys.Root(), opts), tuner, met), p.dir, &opts.MountOptions)
+	server, err := fuse.NewServer(observed(gofs.NewNodeFS(fsys.Root(), opts), tuner, met), c.dir, &opts.MountOptions)
 	if err == nil {
 		go server.Serve()
 		err = server.WaitMount()
 	}
 	if err != nil {
 		fsys.Close()
-		return nil, nil, fmt.Errorf("mount %s: %w", p.dir, unwrapMountError(err))
+		return nil, nil, fmt.Errorf("mount %s: %w", c.dir, unwrapMountError(err))
 	}
-	if err := spoolfs.SetReadahead(p.dir, 1024); err != nil {
+	if err := spoolfs.SetReadahead(c.dir, 1024); err != nil {
 		logger.Debug("readahead stays at the kernel's default", "err", err)
 	}
 	return server, fsys, nil

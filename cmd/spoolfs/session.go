@@ -78,18 +78,22 @@ type sessionNewOptions struct {
 	mode      octalMode
 }
 
+// optionTable declares the flags of 'session new', each bound to the field
+// of o that it sets.
+func (o *sessionNewOptions) optionTable() optionTable {
+	return optionTable{
+		{name: "ttl", value: &o.ttl, help: "end the session at this age, e.g. 2h"},
+		{name: "idle", value: &o.idle, help: "end the session after this long without activity, e.g. 10m"},
+		{name: "size", value: &o.size, help: "byte quota, e.g. 5GiB"},
+		{name: "inodes", value: &o.inodes, help: "inode quota, e.g. 100k"},
+		{name: "pid", value: &o.pid, help: "end the session when this process exits (e.g. $$)"},
+		{name: "prefix", value: &o.prefix, def: "session-", help: "name prefix; a random suffix follows, like mktemp -d"},
+		{name: "mode", value: &o.mode, def: "0700", help: "permissions of the session directory"},
+	}
+}
+
 func newSessionNewFlags(o *sessionNewOptions) *pflag.FlagSet {
-	f := pflag.NewFlagSet("session new", pflag.ContinueOnError)
-	f.SortFlags = false
-	f.Var(&o.ttl, "ttl", "end the session at this age, e.g. 2h")
-	f.Var(&o.idle, "idle", "end the session after this long without activity, e.g. 10m")
-	f.Var(&o.size, "size", "byte quota, e.g. 5GiB")
-	f.Var(&o.inodes, "inodes", "inode quota, e.g. 100k")
-	f.IntVar(&o.pid, "pid", 0, "end the session when this process exits (e.g. $$)")
-	f.StringVar(&o.prefix, "prefix", "session-", "name prefix; a random suffix follows, like mktemp -d")
-	o.mode = 0o700
-	f.Var(&o.mode, "mode", "permissions of the session directory")
-	return f
+	return o.optionTable().flagSet("session new")
 }
 
 func sessionNew(args []string, stdout, stderr io.Writer) int {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -110,22 +109,21 @@ func TestDurationValue(t *testing.T) {
 // limit" (--size, --session-size) or "no RAM" (--ram).
 func TestResolveValues(t *testing.T) {
 	const disk, ram = 100 << 30, 8 << 30
-	resolve := func(args ...string) (*mountPlan, error) {
+	resolve := func(args ...string) (*mountConfig, error) {
 		t.Helper()
 		var c mountConfig
-		if err := newMountFlags(&c, io.Discard).Parse(args); err != nil {
+		if err := newMountFlags(&c).Parse(args); err != nil {
 			t.Fatalf("%q: %v", args, err)
 		}
-		p := &mountPlan{}
-		return p, c.resolveValues(p, disk, ram)
+		return &c, c.resolveValues(disk, ram)
 	}
-	p, err := resolve()
-	if err != nil || p.size != disk/2 || p.ram != ram/4 || p.threshold != defaultThreshold || p.inodes != ram/8192 {
-		t.Errorf("defaults: %+v, %v", p, err)
+	c, err := resolve()
+	if err != nil || c.limits.Bytes != disk/2 || c.spill.RAMBudget != ram/4 || c.spill.Threshold != defaultThreshold || c.limits.Inodes != ram/8192 {
+		t.Errorf("defaults: %+v, %+v, %v", c.limits, c.spill, err)
 	}
-	p, err = resolve("--size", "0", "--session-size", "1G", "--ram", "0.5%", "--spill-threshold", "50%")
-	if err != nil || p.size != 0 || p.sessions.Bytes != 1<<30 || p.ram != ram/200 || p.threshold != ram/400 {
-		t.Errorf("explicit values: %+v, %v", p, err)
+	c, err = resolve("--size", "0", "--session-size", "1G", "--ram", "0.5%", "--spill-threshold", "50%")
+	if err != nil || c.limits.Bytes != 0 || c.fs.Sessions.Bytes != 1<<30 || c.spill.RAMBudget != ram/200 || c.spill.Threshold != ram/400 {
+		t.Errorf("explicit values: %+v, %+v, %+v, %v", c.limits, c.fs.Sessions, c.spill, err)
 	}
 	bad := map[string][]string{
 		"--session-size":    {"--size", "0", "--session-size", "50%"},                 // a share of no limit
@@ -134,13 +132,14 @@ func TestResolveValues(t *testing.T) {
 		"--size":            {"--size", "0.000000000000000000000000000000000000001%"}, // less than a byte
 	}
 	for flag, args := range bad {
-		p, err := resolve(args...)
+		c, err := resolve(args...)
 		if err == nil || !strings.HasPrefix(err.Error(), flag+" ") {
-			t.Errorf("%q: %+v, %v; want an error naming %s", args, p, err, flag)
+			t.Errorf("%q: %+v, %+v, %v; want an error naming %s", args, c.limits, c.spill, err, flag)
 		}
 	}
-	var c mountConfig // --size defaults to 50%, here of a full spill disk
-	if err := c.resolveValues(&mountPlan{}, 0, ram); err == nil || !strings.HasPrefix(err.Error(), "--size ") {
+	var full mountConfig // --size defaults to 50%, here of a full spill disk
+	newMountFlags(&full) // puts the defaults in
+	if err := full.resolveValues(0, ram); err == nil || !strings.HasPrefix(err.Error(), "--size ") {
 		t.Errorf("50%% of a full disk: %v; want an error naming --size", err)
 	}
 }
@@ -161,16 +160,17 @@ func TestFreeBytes(t *testing.T) {
 
 func TestApplyOptions(t *testing.T) {
 	var c mountConfig
-	flags := newMountFlags(&c, io.Discard)
+	flags := newMountFlags(&c)
 	err := applyOptions(flags, []string{"size=2G,ram=256M,spill_threshold=4M,session_ttl=2h,allow_other,rw,nosuid,x-systemd.automount,_netdev"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.size.bytes != 2<<30 || c.ram.bytes != 256<<20 || c.threshold.bytes != 4<<20 || !c.allowOther {
-		t.Errorf("options not applied: size %d ram %d threshold %d allow_other %v", c.size.bytes, c.ram.bytes, c.threshold.bytes, c.allowOther)
+	g := c.given
+	if g.size.bytes != 2<<30 || g.ram.bytes != 256<<20 || g.threshold.bytes != 4<<20 || !c.allowOther {
+		t.Errorf("options not applied: size %d ram %d threshold %d allow_other %v", g.size.bytes, g.ram.bytes, g.threshold.bytes, c.allowOther)
 	}
 	for _, bad := range []string{"bogus=1", "size", "ram=lots", "ro", "o=x", "mode=99"} {
-		if err := applyOptions(newMountFlags(&mountConfig{}, io.Discard), []string{bad}); err == nil {
+		if err := applyOptions(newMountFlags(&mountConfig{}), []string{bad}); err == nil {
 			t.Errorf("-o %s accepted", bad)
 		} else if strings.Contains(err.Error(), "\n") {
 			t.Errorf("-o %s: error spans lines: %q", bad, err)
@@ -246,7 +246,7 @@ func FuzzMountOptions(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		var c mountConfig
-		err := applyOptions(newMountFlags(&c, io.Discard), []string{s})
+		err := applyOptions(newMountFlags(&c), []string{s})
 		if err != nil {
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("multi-line error for %q: %q", s, err)
@@ -259,25 +259,25 @@ func FuzzMountOptions(f *testing.F) {
 			given[strings.ReplaceAll(key, "_", "-")] = value
 		}
 		askedZero := func(name string) bool { v, ok := given[name]; return ok && saysZero(v) }
-		var p mountPlan
-		if err := c.resolveValues(&p, 1<<40, 8<<30); err != nil {
+		if err := c.resolveValues(1<<40, 8<<30); err != nil {
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("multi-line error for %q: %q", s, err)
 			}
 			return
 		}
-		values := map[string]int64{"size": p.size, "ram": p.ram, "inodes": p.inodes, "spill-threshold": p.threshold,
-			"session-size": p.sessions.Bytes, "session-inodes": p.sessions.Inodes,
-			"session-ttl": int64(p.sessions.TTL), "session-idle": int64(p.sessions.Idle), "lifetime": int64(p.lifetime)}
+		sessions := c.fs.Sessions
+		values := map[string]int64{"size": c.limits.Bytes, "ram": c.spill.RAMBudget, "inodes": c.limits.Inodes, "spill-threshold": c.spill.Threshold,
+			"session-size": sessions.Bytes, "session-inodes": sessions.Inodes,
+			"session-ttl": int64(sessions.TTL), "session-idle": int64(sessions.Idle), "lifetime": int64(c.lifetime)}
 		noneByDefault := map[string]bool{"session-size": true, "session-inodes": true, "session-ttl": true, "session-idle": true, "lifetime": true}
 		for name, v := range values {
 			_, set := given[name]
-			zeroOK := askedZero(name) || !set && (noneByDefault[name] || name == "spill-threshold" && p.ram == 0)
+			zeroOK := askedZero(name) || !set && (noneByDefault[name] || name == "spill-threshold" && c.spill.RAMBudget == 0)
 			if v < 0 || v == 0 && !zeroOK {
 				t.Errorf("-o %q: %s resolved to %d", s, name, v)
 			}
 		}
-		for _, v := range []int64{p.size, p.ram, p.inodes, p.threshold, p.sessions.Bytes, p.sessions.Inodes} {
+		for _, v := range []int64{c.limits.Bytes, c.spill.RAMBudget, c.limits.Inodes, c.spill.Threshold, sessions.Bytes, sessions.Inodes} {
 			if v > maxBytes {
 				t.Errorf("-o %q: a value resolved to %d", s, v)
 			}
