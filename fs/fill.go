@@ -5,6 +5,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/spoolfs/spoolfs/fs/sysmem"
 )
 
 // cacheFiller answers a read that missed the kernel's page cache by storing
@@ -68,7 +70,7 @@ const fillWindow = 256 << 20
 const fillPause = 50 * time.Millisecond
 
 func newCacheFiller(obs Observer) *cacheFiller {
-	c := &cacheFiller{window: fillWindow, pause: fillPause, obs: obs, memAvailable: memAvailable,
+	c := &cacheFiller{window: fillWindow, pause: fillPause, obs: obs, memAvailable: sysmem.Available,
 		queue: make(chan *fileNode, 64), done: make(chan struct{})}
 	go c.loop()
 	return c

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/sysmem"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
@@ -261,7 +262,7 @@ func (c *mountConfig) resolve(dir string) error {
 		return fmt.Errorf("--spill-dir %s: %v", c.spill.Dir, err)
 	}
 	freeDisk := freeBytes(int64(disk.Bavail), int64(disk.Bsize))
-	if err := c.resolveValues(freeDisk, physicalMemory()); err != nil {
+	if err := c.resolveValues(freeDisk, sysmem.Physical()); err != nil {
 		return err
 	}
 	return c.check()

@@ -1,16 +1,18 @@
-package fs
+package sysmem
 
 import (
 	"bufio"
 	"bytes"
 	"os"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
-// memAvailable is the kernel's estimate of the memory that can be had
+// Available is the kernel's estimate of the memory that can be had
 // without swapping (MemAvailable in /proc/meminfo), in bytes; false if it
 // cannot be read.
-func memAvailable() (int64, bool) {
+func Available() (int64, bool) {
 	data, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0, false
@@ -27,4 +29,13 @@ func memAvailable() (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// Physical is the machine's memory in bytes (1 GiB if it cannot be read).
+func Physical() int64 {
+	var info unix.Sysinfo_t
+	if err := unix.Sysinfo(&info); err != nil {
+		return 1 << 30
+	}
+	return int64(info.Totalram) * int64(info.Unit)
 }

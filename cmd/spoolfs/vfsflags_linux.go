@@ -4,14 +4,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func physicalMemory() int64 {
-	var info unix.Sysinfo_t
-	if err := unix.Sysinfo(&info); err != nil {
-		return 1 << 30
-	}
-	return int64(info.Totalram) * int64(info.Unit)
-}
-
 // vfsOptions are the generic options spoolfs honours as mount flags, like
 // any filesystem: nosuid and nodev are on unless undone (a scratch space
 // has no business with setuid programs or devices), noexec on request.
