@@ -38,6 +38,20 @@ func (p *Pool) NewFile(acct Accounter) *File {
 	return f
 }
 
+// invalid is an ErrInvalid for a call and its arguments.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+// badRange checks the range of length bytes at off: not empty, not before
+// the start, not past the largest offset.
+func badRange(call string, off, length int64) error {
+	if off < 0 || length <= 0 || off+length < off {
+		return invalid("%s: offset %d, length %d", call, off, length)
+	}
+	return nil
+}
+
 // Size is the file's length in bytes.
 func (f *File) Size() int64 {
 	f.mu.RLock()
@@ -77,7 +91,7 @@ func (f *File) SetAccounter(acct Accounter) error {
 // returns io.EOF when fewer than len(p) bytes remain.
 func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
-		return 0, fmt.Errorf("spill: negative offset")
+		return 0, invalid("ReadAt: offset %d", off)
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -107,7 +121,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 // that or the accounter fails, nothing is written.
 func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 || off+int64(len(p)) < off {
-		return 0, fmt.Errorf("spill: bad offset %d", off)
+		return 0, invalid("WriteAt: offset %d, length %d", off, len(p))
 	}
 	if len(p) == 0 {
 		return 0, nil
@@ -183,7 +197,7 @@ func (f *File) refreshLocked() {
 // and zeroes the tail of the last page; growing allocates nothing.
 func (f *File) Truncate(size int64) error {
 	if size < 0 {
-		return fmt.Errorf("spill: negative size")
+		return invalid("Truncate: size %d", size)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -217,8 +231,8 @@ func (f *File) Truncate(size int64) error {
 // PunchHole zeroes [off, off+length) without changing the size, freeing the
 // pages it covers whole.
 func (f *File) PunchHole(off, length int64) error {
-	if off < 0 || length <= 0 || off+length < off {
-		return fmt.Errorf("spill: bad range")
+	if err := badRange("PunchHole", off, length); err != nil {
+		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -255,8 +269,8 @@ func (f *File) extentLocked() int64 {
 // Allocate makes sure [off, off+length) is backed by allocated pages, like
 // fallocate(2) mode 0; unless keepSize, the file grows to cover the range.
 func (f *File) Allocate(off, length int64, keepSize bool) error {
-	if off < 0 || length <= 0 || off+length < off {
-		return fmt.Errorf("spill: bad range")
+	if err := badRange("Allocate", off, length); err != nil {
+		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

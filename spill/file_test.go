@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -530,28 +531,31 @@ func TestReadAtEdges(t *testing.T) {
 					t.Errorf("ReadAt(%d) = %d, %v; want 0, EOF", off, n, err)
 				}
 			}
-			if _, err := f.ReadAt(buf, -1); err == nil {
-				t.Error("ReadAt at a negative offset succeeded")
+			if _, err := f.ReadAt(buf, -1); !errors.Is(err, ErrInvalid) {
+				t.Errorf("ReadAt at a negative offset: %v, want ErrInvalid", err)
 			}
 			if n, err := f.ReadAt(nil, 10); n != 0 || err != nil {
 				t.Errorf("empty ReadAt = %d, %v", n, err)
 			}
-			if _, err := f.WriteAt([]byte("x"), -1); err == nil {
-				t.Error("WriteAt at a negative offset succeeded")
+			if _, err := f.WriteAt([]byte("x"), -1); !errors.Is(err, ErrInvalid) {
+				t.Errorf("WriteAt at a negative offset: %v, want ErrInvalid", err)
+			}
+			if _, err := f.WriteAt([]byte("xy"), math.MaxInt64); !errors.Is(err, ErrInvalid) {
+				t.Errorf("WriteAt whose end overflows: %v, want ErrInvalid", err)
 			}
 			if n, err := f.WriteAt(nil, 1<<30); n != 0 || err != nil {
 				t.Errorf("empty WriteAt = %d, %v", n, err)
 			}
 			for _, bad := range [][2]int64{{-1, 10}, {0, 0}, {0, -1}, {1 << 62, 1 << 62}} {
-				if err := f.PunchHole(bad[0], bad[1]); err == nil {
-					t.Errorf("PunchHole(%d, %d) succeeded", bad[0], bad[1])
+				if err := f.PunchHole(bad[0], bad[1]); !errors.Is(err, ErrInvalid) {
+					t.Errorf("PunchHole(%d, %d): %v, want ErrInvalid", bad[0], bad[1], err)
 				}
-				if err := f.Allocate(bad[0], bad[1], false); err == nil {
-					t.Errorf("Allocate(%d, %d) succeeded", bad[0], bad[1])
+				if err := f.Allocate(bad[0], bad[1], false); !errors.Is(err, ErrInvalid) {
+					t.Errorf("Allocate(%d, %d): %v, want ErrInvalid", bad[0], bad[1], err)
 				}
 			}
-			if err := f.Truncate(-1); err == nil {
-				t.Error("Truncate(-1) succeeded")
+			if err := f.Truncate(-1); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Truncate(-1): %v, want ErrInvalid", err)
 			}
 			if _, err := f.SeekData(-1); err != ErrNoData {
 				t.Errorf("SeekData(-1) = %v", err)
@@ -982,14 +986,20 @@ func TestPoolDir(t *testing.T) {
 }
 
 func TestNewPool(t *testing.T) {
-	for _, cfg := range []Config{
-		{Dir: t.TempDir(), Threshold: -1},
-		{Dir: t.TempDir(), RAMBudget: -1},
-		{Dir: filepath.Join(t.TempDir(), "missing")},
+	for _, tc := range []struct {
+		cfg     Config
+		invalid bool // the error is ErrInvalid
+	}{
+		{Config{Dir: t.TempDir(), Threshold: -1}, true},
+		{Config{Dir: t.TempDir(), RAMBudget: -1}, true},
+		{Config{Dir: filepath.Join(t.TempDir(), "missing")}, false},
 	} {
-		if p, err := NewPool(cfg); err == nil {
+		p, err := NewPool(tc.cfg)
+		if err == nil {
 			p.Close()
-			t.Errorf("NewPool(%+v) succeeded", cfg)
+			t.Errorf("NewPool(%+v) succeeded", tc.cfg)
+		} else if errors.Is(err, ErrInvalid) != tc.invalid {
+			t.Errorf("NewPool(%+v): %v; ErrInvalid: %v, want %v", tc.cfg, err, !tc.invalid, tc.invalid)
 		}
 	}
 	p := newTestPool(t, 123, 456)
@@ -1158,8 +1168,8 @@ func TestHoldRAM(t *testing.T) {
 	if got := p.Stats().RAMBytes; got != 48<<10 {
 		t.Errorf("a refused HoldRAM changed RAMBytes to %d", got)
 	}
-	if err := p.HoldRAM(-1); err == nil {
-		t.Error("HoldRAM of a negative amount succeeded")
+	if err := p.HoldRAM(-1); !errors.Is(err, ErrInvalid) {
+		t.Errorf("HoldRAM of a negative amount: %v, want ErrInvalid", err)
 	}
 	// A file that needs more RAM than is left goes to disk, as when other
 	// files fill the budget.

@@ -62,6 +62,11 @@ var ErrNoData = errors.New("spill: no data at or after offset")
 // read gives no bytes of that page.
 var ErrCorrupt = errors.New("spill: spilled data fails authentication")
 
+// ErrInvalid is returned, wrapped, for an argument no call could accept: a
+// negative offset, length, size or amount, or a range whose end is past
+// the largest offset (math.MaxInt64). EINVAL in POSIX terms.
+var ErrInvalid = errors.New("spill: invalid argument")
+
 // ErrTooManyFiles: a file must spill but the pool already holds as many
 // spill files as it may (Config.MaxDiskFiles) or the process is out of
 // descriptors. The file stays as it was; ENOSPC in POSIX terms.
@@ -102,7 +107,7 @@ type Pool struct {
 // having no name, is already gone.
 func NewPool(cfg Config) (*Pool, error) {
 	if cfg.Threshold < 0 || cfg.RAMBudget < 0 {
-		return nil, fmt.Errorf("spill: negative threshold or budget")
+		return nil, invalid("threshold %d, RAM budget %d", cfg.Threshold, cfg.RAMBudget)
 	}
 	var seal *sealer
 	if cfg.Encrypt {
@@ -239,7 +244,7 @@ func (p *Pool) reserveRAM(f *File, n int64) error {
 // holding nothing, when no room can be made.
 func (p *Pool) HoldRAM(n int64) error {
 	if n < 0 {
-		return fmt.Errorf("spill: HoldRAM(%d): negative amount", n)
+		return invalid("HoldRAM: %d bytes", n)
 	}
 	if n == 0 {
 		return nil
