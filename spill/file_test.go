@@ -123,6 +123,20 @@ func forceSpill(t testing.TB, f *File) {
 	}
 }
 
+// diskOf is the disk tier of f, which must have spilled. The caller holds
+// f.mu.
+func diskOf(t testing.TB, f *File) *diskPages {
+	t.Helper()
+	switch d := f.tier.(type) {
+	case *plainDisk:
+		return &d.diskPages
+	case *sealedDisk:
+		return &d.diskPages
+	}
+	t.Fatalf("file not on disk: tier %T", f.tier)
+	return nil
+}
+
 // pat returns n bytes of a pattern that never contains zero.
 func pat(n int, seed byte) []byte {
 	b := make([]byte, n)
@@ -1108,7 +1122,7 @@ func checkPool(t testing.TB, p *Pool, files []*File) {
 	var want Stats
 	for _, f := range files {
 		f.mu.RLock()
-		closed, inRAM, alloc, size := f.closed, f.ram != nil, f.allocated, f.size
+		closed, inRAM, alloc, size := f.closed, f.inRAMLocked(), f.allocated, f.size
 		f.mu.RUnlock()
 		if closed {
 			continue
