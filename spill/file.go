@@ -80,19 +80,6 @@ func (f *File) OnDisk() bool {
 	return ok
 }
 
-// SetAccounter moves the file's charge from its accounter to acct, failing
-// (and changing nothing) if acct refuses it.
-func (f *File) SetAccounter(acct Accounter) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := acct.Reserve(f.allocated); err != nil {
-		return err
-	}
-	f.acct.Release(f.allocated)
-	f.acct = acct
-	return nil
-}
-
 // inRAMLocked reports whether the file's tier is RAM (not a closed file).
 func (f *File) inRAMLocked() bool {
 	_, ok := f.tier.(*ramPages)

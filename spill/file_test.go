@@ -864,6 +864,21 @@ func TestClose(t *testing.T) {
 	}
 }
 
+// setAccounter moves the file's charge from its accounter to acct, failing
+// (and changing nothing) if acct refuses it. Nothing outside the tests
+// moves a file between accounters; this checks that the accounter is the
+// one the File charges and credits from then on.
+func (f *File) setAccounter(acct Accounter) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := acct.Reserve(f.allocated); err != nil {
+		return err
+	}
+	f.acct.Release(f.allocated)
+	f.acct = acct
+	return nil
+}
+
 func TestSetAccounter(t *testing.T) {
 	for _, tc := range tierCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -875,14 +890,14 @@ func TestSetAccounter(t *testing.T) {
 				forceSpill(t, f)
 			}
 			b.setRefuse(true)
-			if err := f.SetAccounter(b); !errors.Is(err, errRefused) {
-				t.Fatalf("SetAccounter to a refusing accounter: %v", err)
+			if err := f.setAccounter(b); !errors.Is(err, errRefused) {
+				t.Fatalf("setAccounter to a refusing accounter: %v", err)
 			}
 			if a.Balance() != 2*PageSize || b.Balance() != 0 {
 				t.Fatalf("balances %d, %d", a.Balance(), b.Balance())
 			}
 			b.setRefuse(false)
-			if err := f.SetAccounter(b); err != nil {
+			if err := f.setAccounter(b); err != nil {
 				t.Fatal(err)
 			}
 			if a.Balance() != 0 || b.Balance() != 2*PageSize {

@@ -134,9 +134,6 @@ func (p *Pool) Threshold() int64 { return p.threshold }
 // RAMBudget is the pool's cap on RAM held for file data.
 func (p *Pool) RAMBudget() int64 { return p.budget }
 
-// Encrypted reports whether the pool seals the pages it spills.
-func (p *Pool) Encrypted() bool { return p.seal != nil }
-
 // newDiskTier opens a spill file for one of the pool's files, sealed if the
 // pool encrypts: the file that spills into it need not know which.
 func (p *Pool) newDiskTier() (diskTier, error) {

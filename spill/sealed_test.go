@@ -19,8 +19,8 @@ func newSealedPool(t testing.TB, threshold, budget int64) *Pool {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	if !p.Encrypted() {
-		t.Fatal("Encrypted() = false")
+	if p.seal == nil {
+		t.Fatal("the pool does not seal")
 	}
 	return p
 }
