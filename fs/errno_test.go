@@ -30,6 +30,7 @@ func TestToErrno(t *testing.T) {
 		{spill.ErrClosed, syscall.EBADF},
 		{wrap(spill.ErrCorrupt), syscall.EIO},
 		{wrap(spill.ErrInvalid), syscall.EINVAL},
+		{wrap(spill.ErrTooLarge), syscall.EFBIG},
 		{&os.PathError{Op: "write", Path: "spill", Err: syscall.EFBIG}, syscall.EFBIG},
 		{syscall.ENOSPC, syscall.ENOSPC},
 		{errors.New("something else"), syscall.EIO},

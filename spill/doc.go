@@ -26,7 +26,10 @@
 //
 // An argument no call can accept (a negative offset, length, size or
 // amount, a range past the largest offset) is an error wrapping
-// [ErrInvalid]. No method panics on what a caller passes.
+// [ErrInvalid]. A file is at most [MaxSize] bytes, in every tier, so that
+// no offset of a page or a slot overflows: a write, truncate or allocate
+// past it fails with [ErrTooLarge] (a write across it is cut short). No
+// method panics on what a caller passes.
 //
 // # Invariants
 //

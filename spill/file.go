@@ -48,6 +48,12 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 }
 
+// tooLarge is an ErrTooLarge for a call that would make a file end bytes
+// long.
+func tooLarge(call string, end int64) error {
+	return fmt.Errorf("%w: %s to %d bytes, past %d", ErrTooLarge, call, end, int64(MaxSize))
+}
+
 // badRange checks the range of length bytes at off: not empty, not before
 // the start, not past the largest offset.
 func badRange(call string, off, length int64) error {
@@ -121,6 +127,17 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if end := off + int64(len(p)); end > MaxSize {
+		if off >= MaxSize {
+			return 0, tooLarge("WriteAt", end)
+		}
+		// As write(2) at the file size limit: what fits, then the error.
+		n, err := f.WriteAt(p[:MaxSize-off], off)
+		if err == nil {
+			err = tooLarge("WriteAt", end)
+		}
+		return n, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -146,6 +163,9 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 func (f *File) Truncate(size int64) error {
 	if size < 0 {
 		return invalid("Truncate: size %d", size)
+	}
+	if size > MaxSize {
+		return tooLarge("Truncate", size)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -201,6 +221,9 @@ func (f *File) PunchHole(off, length int64) error {
 func (f *File) Allocate(off, length int64, keepSize bool) error {
 	if err := badRange("Allocate", off, length); err != nil {
 		return err
+	}
+	if off+length > MaxSize {
+		return tooLarge("Allocate", off+length)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -1484,4 +1485,91 @@ func TestMaxDiskFiles(t *testing.T) {
 	}
 	third.Close()
 	files[1].Close()
+}
+
+// TestMaxSize: in both disk tiers a file may be MaxSize bytes long and no
+// longer, and every operation near that end works: no offset of a page or
+// a slot overflows (a sealed file used to panic there). A truncate or an
+// allocate past MaxSize, or a write at it, fails with ErrTooLarge; a write
+// across it is cut short, as write(2) is at the file size limit. The file
+// keeps what it held, and its figures stay true. (A RAM file is never that
+// large: it spills past the threshold, which is at most the RAM budget.)
+func TestMaxSize(t *testing.T) {
+	const P = PageSize
+	for _, encrypt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("encrypt=%v", encrypt), func(t *testing.T) {
+			newPool := newTestPool
+			if encrypt {
+				newPool = newSealedPool
+			}
+			p := newPool(t, 0, 1<<20)
+			acct := newAcct()
+			f := p.NewFile(acct)
+			defer f.Close()
+			head := pat(100, 1)
+			if _, err := f.WriteAt(head, 0); err != nil {
+				t.Fatal(err)
+			}
+			for _, size := range []int64{math.MaxInt64, MaxSize + 1} {
+				if err := f.Truncate(size); !errors.Is(err, ErrTooLarge) {
+					t.Errorf("Truncate(%d): %v, want ErrTooLarge", size, err)
+				}
+			}
+			buf := pat(10, 2)
+			if n, err := f.ReadAt(buf, math.MaxInt64-10); n != 0 || err != io.EOF {
+				t.Errorf("ReadAt(2^63-11) = %d, %v; want 0, EOF", n, err)
+			}
+			if err := f.Truncate(MaxSize); err != nil {
+				t.Fatalf("Truncate(MaxSize): %v", err)
+			}
+			if n, err := f.ReadAt(buf, MaxSize-10); n != 10 || err != nil || !bytes.Equal(buf, make([]byte, 10)) {
+				t.Errorf("ReadAt the last bytes = %d, %v, %q; want 10 zeros", n, err, buf[:n])
+			}
+			if n, err := f.ReadAt(buf, MaxSize-5); n != 5 || err != io.EOF {
+				t.Errorf("ReadAt across the end = %d, %v; want 5, EOF", n, err)
+			}
+			if err := f.Allocate(MaxSize-P, 2*P, true); !errors.Is(err, ErrTooLarge) {
+				t.Errorf("Allocate past MaxSize: %v, want ErrTooLarge", err)
+			}
+			if n, err := f.WriteAt([]byte("x"), MaxSize); n != 0 || !errors.Is(err, ErrTooLarge) {
+				t.Errorf("WriteAt(MaxSize) = %d, %v; want 0, ErrTooLarge", n, err)
+			}
+			if got, err := f.SeekData(MaxSize - 10); err != ErrNoData {
+				t.Errorf("SeekData near the end = %d, %v; want ErrNoData", got, err)
+			}
+			if got, err := f.SeekHole(MaxSize - 10); got != MaxSize-10 || err != nil {
+				t.Errorf("SeekHole near the end = %d, %v", got, err)
+			}
+			// Pages at the end: the spill disk may refuse them (ext4 stops
+			// at 16 TiB) with EFBIG; tmpfs, xfs and btrfs take them.
+			n, err := f.WriteAt([]byte("0123456789"), MaxSize-5)
+			onDisk := n == 5 && errors.Is(err, ErrTooLarge)
+			if !onDisk && (n != 0 || !errors.Is(err, syscall.EFBIG)) {
+				t.Fatalf("WriteAt across MaxSize = %d, %v; want 5, ErrTooLarge (or 0, EFBIG from the spill disk)", n, err)
+			}
+			if onDisk {
+				if n, err := f.ReadAt(buf[:5], MaxSize-5); n != 5 || err != nil || string(buf[:5]) != "01234" {
+					t.Errorf("read back at the end = %d, %v, %q", n, err, buf[:5])
+				}
+				if err := f.Allocate(MaxSize-3*P, P, false); err != nil {
+					t.Errorf("Allocate near the end: %v", err)
+				}
+				if err := f.PunchHole(MaxSize-P, P); err != nil {
+					t.Errorf("PunchHole of the last page: %v", err)
+				}
+			}
+			wantPages := int64(1)
+			if onDisk {
+				wantPages = 2 // the last page went with the punch
+			}
+			if f.Size() != MaxSize || f.Allocated() != wantPages*P || acct.Balance() != wantPages*P {
+				t.Errorf("Size %d, Allocated %d, charged %d; want %d, %d, %d", f.Size(), f.Allocated(), acct.Balance(), int64(MaxSize), wantPages*P, wantPages*P)
+			}
+			if err := f.Truncate(100); err != nil {
+				t.Fatal(err)
+			}
+			checkContents(t, f, head)
+			acct.check(t)
+		})
+	}
 }

@@ -4,13 +4,20 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"syscall"
 )
 
-// PageSize is the unit of allocation and accounting in both tiers.
+// PageSize is the unit of allocation and accounting in every tier.
 const PageSize = 4096
+
+// MaxSize is the largest size a file may have, in every tier: 0.7% short
+// of math.MaxInt64, so that the sealed tier's last slot ends by then too
+// and no offset of a page or a slot can overflow. Spilling never changes
+// what a file may hold.
+const MaxSize = math.MaxInt64 / slotSize * PageSize
 
 // Config sets up a Pool.
 type Config struct {
@@ -66,6 +73,10 @@ var ErrCorrupt = errors.New("spill: spilled data fails authentication")
 // negative offset, length, size or amount, or a range whose end is past
 // the largest offset (math.MaxInt64). EINVAL in POSIX terms.
 var ErrInvalid = errors.New("spill: invalid argument")
+
+// ErrTooLarge is returned, wrapped, by a write, truncate or allocate that
+// would take a file past MaxSize. EFBIG in POSIX terms.
+var ErrTooLarge = errors.New("spill: file too large")
 
 // ErrTooManyFiles: a file must spill but the pool already holds as many
 // spill files as it may (Config.MaxDiskFiles) or the process is out of
