@@ -204,10 +204,12 @@ func (f *File) PunchHole(off, length int64) error {
 	if f.closed {
 		return ErrClosed
 	}
-	// The range may run to the end of the last page rather than the size,
-	// and past it over pages preallocated with KEEP_SIZE: a punch that
-	// covers them frees them, as on Linux; their bytes are zeros anyway.
-	end := min(off+length, max((f.size+PageSize-1)/PageSize*PageSize, f.tier.extent()))
+	// The range may run past the size over pages preallocated with
+	// KEEP_SIZE: a punch that covers them frees them, as on Linux; their
+	// bytes are zeros anyway. Past the extent nothing is allocated in any
+	// tier, and the disk need not hear of it: ext4 refuses a range that
+	// ends past 16 TiB.
+	end := min(off+length, f.tier.extent())
 	if off >= end {
 		return nil
 	}

@@ -1398,12 +1398,15 @@ func TestPageSet(t *testing.T) {
 				t.Fatalf("setRange(%d, %d) = %d, want %d", first, last, got, n)
 			}
 		case 2:
+			if r.IntN(4) == 0 {
+				last = first + r.Int64N(1<<40) // far more pages than are set
+			}
 			n := int64(0)
-			for pg := first; pg <= last; pg++ {
-				if want[pg] {
+			for pg := range want {
+				if pg >= first && pg <= last {
 					n++
+					delete(want, pg)
 				}
-				delete(want, pg)
 			}
 			if got := s.clearRange(first, last); got != n {
 				t.Fatalf("clearRange(%d, %d) = %d, want %d", first, last, got, n)
@@ -1452,7 +1455,69 @@ func TestPageSet(t *testing.T) {
 			if got := s.nextClear(pg); got != wantClear {
 				t.Fatalf("nextClear(%d) = %d, want %d", pg, got, wantClear)
 			}
+			// Ranges short and long, up to far more pages than are set.
+			last := pg + r.Int64N(130)
+			if r.IntN(2) == 0 {
+				last = pg + r.Int64N(1<<40)
+			}
+			wantMissing := last - pg + 1
+			for q := range want {
+				if q >= pg && q <= last {
+					wantMissing--
+				}
+			}
+			if got := s.countMissing(pg, last); got != wantMissing {
+				t.Fatalf("countMissing(%d, %d) = %d, want %d", pg, last, got, wantMissing)
+			}
 		}
+	}
+}
+
+// TestHugeRanges: an allocate or a punch over a huge range of a sparse
+// spilled file costs what the file holds, not the range: a petabyte (2^38
+// pages) is counted, and refused by the accounter, and MaxSize bytes are
+// punched, at once instead of after hours with the file locked.
+func TestHugeRanges(t *testing.T) {
+	const P = PageSize
+	for _, encrypt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("encrypt=%v", encrypt), func(t *testing.T) {
+			newPool := newTestPool
+			if encrypt {
+				newPool = newSealedPool
+			}
+			p := newPool(t, 0, 1<<20)
+			acct := newAcct()
+			acct.limit = 1 << 20
+			f := p.NewFile(acct)
+			defer f.Close()
+			data := pat(3*P, 1)
+			if _, err := f.WriteAt(data, 1<<40); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Allocate(0, 1<<50, true); !errors.Is(err, errRefused) {
+				t.Fatalf("Allocate of a petabyte: %v, want the accounter's refusal", err)
+			}
+			if f.Allocated() != 3*P || acct.Balance() != 3*P || f.Size() != 1<<40+3*P {
+				t.Errorf("after the refusal: Allocated %d, charged %d, Size %d", f.Allocated(), acct.Balance(), f.Size())
+			}
+			back := make([]byte, len(data))
+			if n, err := f.ReadAt(back, 1<<40); n != len(data) || err != nil || !bytes.Equal(back, data) {
+				t.Errorf("read back = %d, %v; contents equal: %v", n, err, bytes.Equal(back, data))
+			}
+			if err := f.Truncate(MaxSize); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.PunchHole(0, MaxSize); err != nil {
+				t.Fatalf("PunchHole of MaxSize bytes: %v", err)
+			}
+			if n, err := f.ReadAt(back, 1<<40); n != len(data) || err != nil || !bytes.Equal(back, make([]byte, len(data))) {
+				t.Errorf("read after the punch = %d, %v; zeros: %v", n, err, bytes.Equal(back, make([]byte, len(data))))
+			}
+			if f.Allocated() != 0 || acct.Balance() != 0 || p.Stats().DiskBytes != 0 {
+				t.Errorf("after the punch: Allocated %d, charged %d, DiskBytes %d", f.Allocated(), acct.Balance(), p.Stats().DiskBytes)
+			}
+			acct.check(t)
+		})
 	}
 }
 

@@ -211,7 +211,8 @@ func TestConcurrentWriters(t *testing.T) {
 // TestSpillLargestFile: a file on a spoolfs may be spill.MaxSize bytes
 // long, spilled in the clear or sealed, and no longer. truncate(2) and
 // fallocate(2) past that are EFBIG, a write across it is cut short there,
-// one at it is EFBIG; reads, writes, fallocate and punches near it work.
+// one at it is EFBIG; reads, writes, fallocate and punches near it work,
+// and huge ranges cost no more than what the file holds.
 // Sizes up to 2^63-1 used to be taken, and an --encrypt-spill daemon then
 // panicked on a read or write at the end (a page's end overflowed): EIO
 // and a stack trace, and a write's charge never given back. The spill dir
@@ -267,6 +268,16 @@ func TestSpillLargestFile(t *testing.T) {
 			var st unix.Stat_t
 			if err := unix.Fstat(fd, &st); err != nil || st.Size != end || st.Blocks != 4096/512 {
 				t.Errorf("fstat: %v, size %d, %d blocks; want %d, 8 (the page fallocate added)", err, st.Size, st.Blocks, int64(end))
+			}
+			// Huge ranges cost what the file holds, not their length: a
+			// petabyte is refused at once (the mount is smaller), and the
+			// whole file is punched at once.
+			wantErrno(t, unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, 0, 1<<50), syscall.ENOSPC, "fallocate of a petabyte")
+			if err := unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, end); err != nil {
+				t.Errorf("punching the whole file: %v", err)
+			}
+			if err := unix.Fstat(fd, &st); err != nil || st.Size != end || st.Blocks != 0 {
+				t.Errorf("fstat after punching it all: %v, size %d, %d blocks; want %d, 0", err, st.Size, st.Blocks, int64(end))
 			}
 			f.Close()
 			checkContent(t, filepath.Join(dir, "keep"), keep)
