@@ -77,8 +77,10 @@ func (d *plainDisk) allocate(off, end int64, keepSize bool) error {
 	return nil
 }
 
+// truncate cuts the disk file no further than the extent: past it the file
+// holds only zeros, and ext4 refuses a length past 16 TiB.
 func (d *plainDisk) truncate(size int64) error {
-	if err := d.f.Truncate(size); err != nil {
+	if err := d.f.Truncate(min(size, d.extent())); err != nil {
 		return err
 	}
 	d.pages.clearFrom((size + PageSize - 1) / PageSize)

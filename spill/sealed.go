@@ -272,7 +272,9 @@ func (d *sealedDisk) truncate(size int64) error {
 			return err
 		}
 	}
-	if err := d.f.Truncate(keep * slotSize); err != nil {
+	// No slot lies past the pages ever allocated: the disk file need not
+	// be longer (and ext4 refuses a length past 16 TiB).
+	if err := d.f.Truncate(min(keep, d.pages.limit) * slotSize); err != nil {
 		return err
 	}
 	d.pages.clearFrom(keep)
