@@ -292,8 +292,9 @@ func (f *File) Close() error {
 // reserveLocked makes room for the pages of [off, end) not yet allocated,
 // before a write or an allocate puts them there: it spills the file if it
 // would pass the threshold, or if the pool finds no RAM for them, and
-// charges the accounter (and, in RAM, the pool's budget), so that the tier
-// cannot run out of room. It returns the bytes reserved, for settleLocked.
+// charges the accounter (and, in RAM, the pool's budget), so that no tier
+// allocates a page nobody was charged for. It returns the bytes reserved,
+// for settleLocked.
 func (f *File) reserveLocked(off, end int64) (int64, error) {
 	if f.inRAMLocked() && max(end, f.size) > f.pool.threshold {
 		if err := f.spillLocked(); err != nil {

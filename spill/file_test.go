@@ -1481,57 +1481,50 @@ func TestPageSet(t *testing.T) {
 // limit on file size does not refuse a punch or a truncate there.
 func TestHugeRanges(t *testing.T) {
 	const P = PageSize
-	for _, encrypt := range []bool{false, true} {
-		t.Run(fmt.Sprintf("encrypt=%v", encrypt), func(t *testing.T) {
-			newPool := newTestPool
-			if encrypt {
-				newPool = newSealedPool
-			}
-			p := newPool(t, 0, 1<<20)
-			acct := newAcct()
-			acct.limit = 1 << 20
-			f := p.NewFile(acct)
-			defer f.Close()
-			data := pat(3*P, 1)
-			if _, err := f.WriteAt(data, 1<<40); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.Allocate(0, 1<<50, true); !errors.Is(err, errRefused) {
-				t.Fatalf("Allocate of a petabyte: %v, want the accounter's refusal", err)
-			}
-			if f.Allocated() != 3*P || acct.Balance() != 3*P || f.Size() != 1<<40+3*P {
-				t.Errorf("after the refusal: Allocated %d, charged %d, Size %d", f.Allocated(), acct.Balance(), f.Size())
-			}
-			back := make([]byte, len(data))
-			if n, err := f.ReadAt(back, 1<<40); n != len(data) || err != nil || !bytes.Equal(back, data) {
-				t.Errorf("read back = %d, %v; contents equal: %v", n, err, bytes.Equal(back, data))
-			}
-			if err := f.Truncate(MaxSize); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.PunchHole(0, MaxSize); err != nil {
-				t.Fatalf("PunchHole of MaxSize bytes: %v", err)
-			}
-			if n, err := f.ReadAt(back, 1<<40); n != len(data) || err != nil || !bytes.Equal(back, make([]byte, len(data))) {
-				t.Errorf("read after the punch = %d, %v; zeros: %v", n, err, bytes.Equal(back, make([]byte, len(data))))
-			}
-			if f.Allocated() != 0 || acct.Balance() != 0 || p.Stats().DiskBytes != 0 {
-				t.Errorf("after the punch: Allocated %d, charged %d, DiskBytes %d", f.Allocated(), acct.Balance(), p.Stats().DiskBytes)
-			}
-			// Shrinking to a size the spill disk could not hold itself
-			// (ext4 stops at 16 TiB): it holds nothing there anyway.
-			if _, err := f.WriteAt(data, 1<<40); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.Truncate(1 << 50); err != nil || f.Size() != 1<<50 {
-				t.Fatalf("Truncate(1<<50) from MaxSize: %v, Size %d", err, f.Size())
-			}
-			if n, err := f.ReadAt(back, 1<<40); n != len(data) || err != nil || !bytes.Equal(back, data) {
-				t.Errorf("read after the truncate = %d, %v; contents equal: %v", n, err, bytes.Equal(back, data))
-			}
-			acct.check(t)
-		})
-	}
+	eachDiskTier(t, func(t *testing.T, p *Pool) {
+		acct := newAcct()
+		acct.limit = 1 << 20
+		f := p.NewFile(acct)
+		defer f.Close()
+		data := pat(3*P, 1)
+		if _, err := f.WriteAt(data, 1<<40); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Allocate(0, 1<<50, true); !errors.Is(err, errRefused) {
+			t.Fatalf("Allocate of a petabyte: %v, want the accounter's refusal", err)
+		}
+		if f.Allocated() != 3*P || acct.Balance() != 3*P || f.Size() != 1<<40+3*P {
+			t.Errorf("after the refusal: Allocated %d, charged %d, Size %d", f.Allocated(), acct.Balance(), f.Size())
+		}
+		back := make([]byte, len(data))
+		if n, err := f.ReadAt(back, 1<<40); n != len(data) || err != nil || !bytes.Equal(back, data) {
+			t.Errorf("read back = %d, %v; contents equal: %v", n, err, bytes.Equal(back, data))
+		}
+		if err := f.Truncate(MaxSize); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.PunchHole(0, MaxSize); err != nil {
+			t.Fatalf("PunchHole of MaxSize bytes: %v", err)
+		}
+		if n, err := f.ReadAt(back, 1<<40); n != len(data) || err != nil || !bytes.Equal(back, make([]byte, len(data))) {
+			t.Errorf("read after the punch = %d, %v; zeros: %v", n, err, bytes.Equal(back, make([]byte, len(data))))
+		}
+		if f.Allocated() != 0 || acct.Balance() != 0 || p.Stats().DiskBytes != 0 {
+			t.Errorf("after the punch: Allocated %d, charged %d, DiskBytes %d", f.Allocated(), acct.Balance(), p.Stats().DiskBytes)
+		}
+		// Shrinking to a size the spill disk could not hold itself
+		// (ext4 stops at 16 TiB): it holds nothing there anyway.
+		if _, err := f.WriteAt(data, 1<<40); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(1 << 50); err != nil || f.Size() != 1<<50 {
+			t.Fatalf("Truncate(1<<50) from MaxSize: %v, Size %d", err, f.Size())
+		}
+		if n, err := f.ReadAt(back, 1<<40); n != len(data) || err != nil || !bytes.Equal(back, data) {
+			t.Errorf("read after the truncate = %d, %v; contents equal: %v", n, err, bytes.Equal(back, data))
+		}
+		acct.check(t)
+	})
 }
 
 // TestMaxDiskFiles: past the cap, a file that must spill fails with
@@ -1574,80 +1567,87 @@ func TestMaxDiskFiles(t *testing.T) {
 // large: it spills past the threshold, which is at most the RAM budget.)
 func TestMaxSize(t *testing.T) {
 	const P = PageSize
+	eachDiskTier(t, func(t *testing.T, p *Pool) {
+		acct := newAcct()
+		f := p.NewFile(acct)
+		defer f.Close()
+		head := pat(100, 1)
+		if _, err := f.WriteAt(head, 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int64{math.MaxInt64, MaxSize + 1} {
+			if err := f.Truncate(size); !errors.Is(err, ErrTooLarge) {
+				t.Errorf("Truncate(%d): %v, want ErrTooLarge", size, err)
+			}
+		}
+		buf := pat(10, 2)
+		if n, err := f.ReadAt(buf, math.MaxInt64-10); n != 0 || err != io.EOF {
+			t.Errorf("ReadAt(2^63-11) = %d, %v; want 0, EOF", n, err)
+		}
+		if err := f.Truncate(MaxSize); err != nil {
+			t.Fatalf("Truncate(MaxSize): %v", err)
+		}
+		if n, err := f.ReadAt(buf, MaxSize-10); n != 10 || err != nil || !bytes.Equal(buf, make([]byte, 10)) {
+			t.Errorf("ReadAt the last bytes = %d, %v, %q; want 10 zeros", n, err, buf[:n])
+		}
+		if n, err := f.ReadAt(buf, MaxSize-5); n != 5 || err != io.EOF {
+			t.Errorf("ReadAt across the end = %d, %v; want 5, EOF", n, err)
+		}
+		if err := f.Allocate(MaxSize-P, 2*P, true); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("Allocate past MaxSize: %v, want ErrTooLarge", err)
+		}
+		if n, err := f.WriteAt([]byte("x"), MaxSize); n != 0 || !errors.Is(err, ErrTooLarge) {
+			t.Errorf("WriteAt(MaxSize) = %d, %v; want 0, ErrTooLarge", n, err)
+		}
+		if got, err := f.SeekData(MaxSize - 10); err != ErrNoData {
+			t.Errorf("SeekData near the end = %d, %v; want ErrNoData", got, err)
+		}
+		if got, err := f.SeekHole(MaxSize - 10); got != MaxSize-10 || err != nil {
+			t.Errorf("SeekHole near the end = %d, %v", got, err)
+		}
+		// Pages at the end: the spill disk may refuse them (ext4 stops
+		// at 16 TiB) with EFBIG; tmpfs, xfs and btrfs take them.
+		n, err := f.WriteAt([]byte("0123456789"), MaxSize-5)
+		onDisk := n == 5 && errors.Is(err, ErrTooLarge)
+		if !onDisk && (n != 0 || !errors.Is(err, syscall.EFBIG)) {
+			t.Fatalf("WriteAt across MaxSize = %d, %v; want 5, ErrTooLarge (or 0, EFBIG from the spill disk)", n, err)
+		}
+		if onDisk {
+			if n, err := f.ReadAt(buf[:5], MaxSize-5); n != 5 || err != nil || string(buf[:5]) != "01234" {
+				t.Errorf("read back at the end = %d, %v, %q", n, err, buf[:5])
+			}
+			if err := f.Allocate(MaxSize-3*P, P, false); err != nil {
+				t.Errorf("Allocate near the end: %v", err)
+			}
+			if err := f.PunchHole(MaxSize-P, P); err != nil {
+				t.Errorf("PunchHole of the last page: %v", err)
+			}
+		}
+		wantPages := int64(1)
+		if onDisk {
+			wantPages = 2 // the last page went with the punch
+		}
+		if f.Size() != MaxSize || f.Allocated() != wantPages*P || acct.Balance() != wantPages*P {
+			t.Errorf("Size %d, Allocated %d, charged %d; want %d, %d, %d", f.Size(), f.Allocated(), acct.Balance(), int64(MaxSize), wantPages*P, wantPages*P)
+		}
+		if err := f.Truncate(100); err != nil {
+			t.Fatal(err)
+		}
+		checkContents(t, f, head)
+		acct.check(t)
+	})
+}
+
+// eachDiskTier runs fn, as a subtest, on a new pool whose files spill at
+// their first byte: in the clear, then sealed.
+func eachDiskTier(t *testing.T, fn func(t *testing.T, p *Pool)) {
 	for _, encrypt := range []bool{false, true} {
 		t.Run(fmt.Sprintf("encrypt=%v", encrypt), func(t *testing.T) {
 			newPool := newTestPool
 			if encrypt {
 				newPool = newSealedPool
 			}
-			p := newPool(t, 0, 1<<20)
-			acct := newAcct()
-			f := p.NewFile(acct)
-			defer f.Close()
-			head := pat(100, 1)
-			if _, err := f.WriteAt(head, 0); err != nil {
-				t.Fatal(err)
-			}
-			for _, size := range []int64{math.MaxInt64, MaxSize + 1} {
-				if err := f.Truncate(size); !errors.Is(err, ErrTooLarge) {
-					t.Errorf("Truncate(%d): %v, want ErrTooLarge", size, err)
-				}
-			}
-			buf := pat(10, 2)
-			if n, err := f.ReadAt(buf, math.MaxInt64-10); n != 0 || err != io.EOF {
-				t.Errorf("ReadAt(2^63-11) = %d, %v; want 0, EOF", n, err)
-			}
-			if err := f.Truncate(MaxSize); err != nil {
-				t.Fatalf("Truncate(MaxSize): %v", err)
-			}
-			if n, err := f.ReadAt(buf, MaxSize-10); n != 10 || err != nil || !bytes.Equal(buf, make([]byte, 10)) {
-				t.Errorf("ReadAt the last bytes = %d, %v, %q; want 10 zeros", n, err, buf[:n])
-			}
-			if n, err := f.ReadAt(buf, MaxSize-5); n != 5 || err != io.EOF {
-				t.Errorf("ReadAt across the end = %d, %v; want 5, EOF", n, err)
-			}
-			if err := f.Allocate(MaxSize-P, 2*P, true); !errors.Is(err, ErrTooLarge) {
-				t.Errorf("Allocate past MaxSize: %v, want ErrTooLarge", err)
-			}
-			if n, err := f.WriteAt([]byte("x"), MaxSize); n != 0 || !errors.Is(err, ErrTooLarge) {
-				t.Errorf("WriteAt(MaxSize) = %d, %v; want 0, ErrTooLarge", n, err)
-			}
-			if got, err := f.SeekData(MaxSize - 10); err != ErrNoData {
-				t.Errorf("SeekData near the end = %d, %v; want ErrNoData", got, err)
-			}
-			if got, err := f.SeekHole(MaxSize - 10); got != MaxSize-10 || err != nil {
-				t.Errorf("SeekHole near the end = %d, %v", got, err)
-			}
-			// Pages at the end: the spill disk may refuse them (ext4 stops
-			// at 16 TiB) with EFBIG; tmpfs, xfs and btrfs take them.
-			n, err := f.WriteAt([]byte("0123456789"), MaxSize-5)
-			onDisk := n == 5 && errors.Is(err, ErrTooLarge)
-			if !onDisk && (n != 0 || !errors.Is(err, syscall.EFBIG)) {
-				t.Fatalf("WriteAt across MaxSize = %d, %v; want 5, ErrTooLarge (or 0, EFBIG from the spill disk)", n, err)
-			}
-			if onDisk {
-				if n, err := f.ReadAt(buf[:5], MaxSize-5); n != 5 || err != nil || string(buf[:5]) != "01234" {
-					t.Errorf("read back at the end = %d, %v, %q", n, err, buf[:5])
-				}
-				if err := f.Allocate(MaxSize-3*P, P, false); err != nil {
-					t.Errorf("Allocate near the end: %v", err)
-				}
-				if err := f.PunchHole(MaxSize-P, P); err != nil {
-					t.Errorf("PunchHole of the last page: %v", err)
-				}
-			}
-			wantPages := int64(1)
-			if onDisk {
-				wantPages = 2 // the last page went with the punch
-			}
-			if f.Size() != MaxSize || f.Allocated() != wantPages*P || acct.Balance() != wantPages*P {
-				t.Errorf("Size %d, Allocated %d, charged %d; want %d, %d, %d", f.Size(), f.Allocated(), acct.Balance(), int64(MaxSize), wantPages*P, wantPages*P)
-			}
-			if err := f.Truncate(100); err != nil {
-				t.Fatal(err)
-			}
-			checkContents(t, f, head)
-			acct.check(t)
+			fn(t, newPool(t, 0, 1<<20))
 		})
 	}
 }
