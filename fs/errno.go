@@ -26,6 +26,14 @@ func (f *FS) toErrno(op string, err error) syscall.Errno {
 		return syscall.ENXIO
 	case errors.Is(err, spill.ErrClosed):
 		return syscall.EBADF
+	case errors.Is(err, spill.ErrInvalid):
+		// An offset or length the kernel let through and spill refuses:
+		// the caller's mistake, not ours, so no more than a debug line.
+		f.log.Debug("invalid argument", "op", op, "err", err)
+		return syscall.EINVAL
+	case errors.Is(err, spill.ErrTooLarge):
+		f.log.Debug("file too large", "op", op, "err", err)
+		return syscall.EFBIG
 	case errors.Is(err, spill.ErrCorrupt):
 		f.log.Error("spilled data failed authentication", "op", op, "err", err)
 		return syscall.EIO

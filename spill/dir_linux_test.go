@@ -65,7 +65,7 @@ func TestPrivateDirSwapped(t *testing.T) {
 func spillFileDir(t *testing.T, f *File) string {
 	t.Helper()
 	f.mu.RLock()
-	fd := f.disk.f.Fd()
+	fd := diskOf(t, f).f.Fd()
 	f.mu.RUnlock()
 	target, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(fd)))
 	if err != nil {

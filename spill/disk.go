@@ -12,31 +12,39 @@ const (
 	fallocPunchHole = 0x02
 )
 
-// diskFile is a spilled file: an unnamed file in the pool's private
-// directory and the set of pages allocated in it. All methods are called
-// with the owning File's lock held (readAt with the read lock).
-//
-// A plain diskFile holds page pg at offset pg*PageSize, in the clear, and
-// leans on the file system for holes and zeros. A sealed one (seal != nil)
-// holds it as an encrypted slot at pg*slotSize and answers for holes and
-// zeros itself: see sealed.go. Each method branches once, at the top.
-type diskFile struct {
+// diskPages is what the two disk tiers share: the unnamed spill file in the
+// pool's private directory, and the set of pages allocated in it, which
+// answers for allocation and seeks without asking the disk.
+type diskPages struct {
 	f     *os.File
 	pages pageSet
-
-	seal  *sealer // nil: plain
-	id    uint64  // sealed: this file's id in the slots' additional data
-	fresh pageSet // sealed: pages allocated by fallocate, never written
 }
 
-func (d *diskFile) allocated() int64 { return d.pages.count * PageSize }
+func (d *diskPages) allocated() int64 { return d.pages.count * PageSize }
 
-func (d *diskFile) close() error { return d.f.Close() }
+func (d *diskPages) missing(off, end int64) int64 {
+	first, last := pageSpan(off, end)
+	return d.pages.countMissing(first, last)
+}
 
-func (d *diskFile) readAt(p []byte, off int64) (int, error) {
-	if d.seal != nil {
-		return d.sealedReadAt(p, off)
+func (d *diskPages) extent() int64 { return d.pages.limit * PageSize }
+
+// next looks only at the allocated pages: a spilled file may be huge and
+// sparse, and its holes are never walked one page at a time.
+func (d *diskPages) next(pg int64, data bool) (int64, bool) {
+	if data {
+		return d.pages.nextSet(pg)
 	}
+	return d.pages.nextClear(pg), true
+}
+
+func (d *diskPages) close() error { return d.f.Close() }
+
+// plainDisk is the disk tier in the clear: page pg at offset pg*PageSize,
+// holes and zeros left to the file system.
+type plainDisk struct{ diskPages }
+
+func (d *plainDisk) readAt(p []byte, off int64) (int, error) {
 	n, err := d.f.ReadAt(p, off)
 	if n < len(p) && (err == nil || errors.Is(err, io.EOF)) {
 		// The file is shorter on disk than its logical size only if the
@@ -48,104 +56,50 @@ func (d *diskFile) readAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-func pageSpan(off, end int64) (first, last int64) {
-	return off / PageSize, (end - 1) / PageSize
-}
-
-// charge reserves the pages of [off, end) not yet allocated.
-func (d *diskFile) charge(off, end int64, acct Accounter) (int64, error) {
-	first, last := pageSpan(off, end)
-	grow := d.pages.countMissing(first, last) * PageSize
-	if err := acct.Reserve(grow); err != nil {
-		return 0, err
-	}
-	return grow, nil
-}
-
-// writeAt charges acct for the new pages, then writes. If the disk takes
-// fewer bytes than asked, only the pages it took stay charged.
-func (d *diskFile) writeAt(p []byte, off int64, acct Accounter, pool *Pool) (int, error) {
-	if d.seal != nil {
-		return d.sealedWriteAt(p, off, acct, pool)
-	}
-	end := off + int64(len(p))
-	charged, err := d.charge(off, end, acct)
-	if err != nil {
-		return 0, err
-	}
+// writeAt counts as allocated only the pages of what the disk took.
+func (d *plainDisk) writeAt(p []byte, off int64) (int, error) {
 	n, err := d.f.WriteAt(p, off)
-	var added int64
 	if n > 0 {
-		first, last := pageSpan(off, off+int64(n))
-		added = d.pages.setRange(first, last) * PageSize
+		d.pages.setRange(pageSpan(off, off+int64(n)))
 	}
-	acct.Release(charged - added)
-	pool.diskBytes.Add(added)
 	return n, err
 }
 
-// truncate changes the size from from to size.
-func (d *diskFile) truncate(from, size int64, acct Accounter, pool *Pool) error {
-	if d.seal != nil {
-		return d.sealedTruncate(from, size, acct, pool)
-	}
-	if err := d.f.Truncate(size); err != nil {
-		return err
-	}
-	freed := d.pages.clearFrom((size+PageSize-1)/PageSize) * PageSize
-	acct.Release(freed)
-	pool.diskBytes.Add(-freed)
-	return nil
-}
-
-func (d *diskFile) punch(off, end int64, acct Accounter, pool *Pool) error {
-	if d.seal != nil {
-		return d.sealedPunch(off, end, acct, pool)
-	}
-	mode := uint32(fallocPunchHole | fallocKeepSize)
-	if err := fallocate(d.f, mode, off, end-off); err != nil {
-		return err
-	}
-	first := (off + PageSize - 1) / PageSize
-	last := end/PageSize - 1
-	if first > last {
-		return nil
-	}
-	freed := d.pages.clearRange(first, last) * PageSize
-	acct.Release(freed)
-	pool.diskBytes.Add(-freed)
-	return nil
-}
-
-func (d *diskFile) allocate(off, end int64, keepSize bool, acct Accounter, pool *Pool) error {
-	if d.seal != nil {
-		return d.sealedAllocate(off, end, acct, pool)
-	}
-	charged, err := d.charge(off, end, acct)
-	if err != nil {
-		return err
-	}
+func (d *plainDisk) allocate(off, end int64, keepSize bool) error {
 	var mode uint32
 	if keepSize {
 		mode = fallocKeepSize
 	}
 	if err := fallocate(d.f, mode, off, end-off); err != nil {
-		acct.Release(charged)
 		return err
 	}
-	first, last := pageSpan(off, end)
-	added := d.pages.setRange(first, last) * PageSize
-	acct.Release(charged - added)
-	pool.diskBytes.Add(added)
+	d.pages.setRange(pageSpan(off, end))
 	return nil
 }
 
-// copyFrom writes a RAM file's pages into d, gathering runs of pages into
-// large writes, and sets d's size.
-func (d *diskFile) copyFrom(r *ramPages, size int64) error {
-	if d.seal != nil {
-		return d.sealedCopyFrom(r)
+// truncate cuts the disk file no further than the extent: past it the file
+// holds only zeros, and ext4 refuses a length past 16 TiB.
+func (d *plainDisk) truncate(size int64) error {
+	if err := d.f.Truncate(min(size, d.extent())); err != nil {
+		return err
 	}
+	d.pages.clearFrom((size + PageSize - 1) / PageSize)
+	return nil
+}
+
+func (d *plainDisk) punch(off, end int64) error {
+	if err := fallocate(d.f, fallocPunchHole|fallocKeepSize, off, end-off); err != nil {
+		return err
+	}
+	if first, last := pagesIn(off, end); first <= last {
+		d.pages.clearRange(first, last)
+	}
+	return nil
+}
+
+// copyFrom gathers runs of pages into large writes, and sets the disk
+// file's size.
+func (d *plainDisk) copyFrom(r *ramPages, size int64) error {
 	const batch = 256 // pages per write: 1 MiB
 	// No bigger than the file: a new file that spills at its first write
 	// (threshold 0) has no pages, and zeroing a 1 MiB buffer for it was

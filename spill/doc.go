@@ -7,6 +7,30 @@
 // private 0700 directory under the spill directory. A [File] is one file's
 // bytes, with [File.ReadAt], [File.WriteAt], [File.Truncate] and friends.
 //
+// # Tiers and accounting
+//
+// A file's bytes are in one of three tiers, each an implementation of one
+// small internal interface (tier, in tier.go) that stores, reads and frees
+// pages and knows nothing of budgets or accounters: RAM pages (ram.go), a
+// plain disk file (disk.go) and a sealed disk file (sealed.go). Which disk
+// tier a file spills into is the pool's choice, made once when it opens
+// the spill file; the File never asks.
+//
+// File alone keeps the books, around every call to its tier: before a call
+// that may allocate it reserves the pages the tier says are missing, from
+// the Accounter and, in RAM, from the pool's budget (spilling first if the
+// file would pass the threshold or no RAM can be found); after the call,
+// failed or not, it settles from what the tier then holds, giving back what
+// was reserved and not used and what was freed, and tells the pool, which
+// keeps the figures behind [Pool.Stats] and the LRU order.
+//
+// An argument no call can accept (a negative offset, length, size or
+// amount, a range past the largest offset) is an error wrapping
+// [ErrInvalid]. A file is at most [MaxSize] bytes, in every tier, so that
+// no offset of a page or a slot overflows: a write, truncate or allocate
+// past it fails with [ErrTooLarge] (a write across it is cut short). No
+// method panics on what a caller passes.
+//
 // # Invariants
 //
 //   - RAM held for file data never exceeds the pool's budget: RAM is reserved

@@ -15,6 +15,13 @@ type Accounter interface {
 }
 
 // File is the bytes of one file, in RAM or on disk.
+//
+// It is the one place where a file's storage is accounted for: before an
+// operation that may allocate, it reserves the pages from the accounter
+// (and, in RAM, from the pool's budget), spilling first if it must; it then
+// calls its tier, which only stores bytes; after every call to the tier it
+// settles, giving back what was reserved and not used or what was freed,
+// and telling the pool.
 type File struct {
 	pool *Pool
 
@@ -22,9 +29,8 @@ type File struct {
 	// Guarded by mu:
 	acct      Accounter
 	size      int64
-	allocated int64     // bytes in allocated pages, in either tier
-	ram       *ramPages // non-nil while the file is in RAM
-	disk      *diskFile // non-nil once the file has spilled
+	allocated int64 // bytes in allocated pages, as the accounts know them
+	tier      tier  // *ramPages while in RAM; nil once closed
 	closed    bool
 
 	lruElem *list.Element // guarded by pool.mu
@@ -32,10 +38,29 @@ type File struct {
 
 // NewFile returns an empty file in RAM, charging acct for its pages.
 func (p *Pool) NewFile(acct Accounter) *File {
-	f := &File{pool: p, acct: acct, ram: &ramPages{}}
-	p.files.Add(1)
+	f := &File{pool: p, acct: acct, tier: newRAMPages(&p.pages)}
 	p.register(f)
 	return f
+}
+
+// invalid is an ErrInvalid for a call and its arguments.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+// tooLarge is an ErrTooLarge for a call that would make a file end bytes
+// long.
+func tooLarge(call string, end int64) error {
+	return fmt.Errorf("%w: %s to %d bytes, past %d", ErrTooLarge, call, end, int64(MaxSize))
+}
+
+// badRange checks the range of length bytes at off: not empty, not before
+// the start, not past the largest offset.
+func badRange(call string, off, length int64) error {
+	if off < 0 || length <= 0 || off+length < off {
+		return invalid("%s: offset %d, length %d", call, off, length)
+	}
+	return nil
 }
 
 // Size is the file's length in bytes.
@@ -57,27 +82,21 @@ func (f *File) Allocated() int64 {
 func (f *File) OnDisk() bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.disk != nil
+	_, ok := f.tier.(diskTier)
+	return ok
 }
 
-// SetAccounter moves the file's charge from its accounter to acct, failing
-// (and changing nothing) if acct refuses it.
-func (f *File) SetAccounter(acct Accounter) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := acct.Reserve(f.allocated); err != nil {
-		return err
-	}
-	f.acct.Release(f.allocated)
-	f.acct = acct
-	return nil
+// inRAMLocked reports whether the file's tier is RAM (not a closed file).
+func (f *File) inRAMLocked() bool {
+	_, ok := f.tier.(*ramPages)
+	return ok
 }
 
 // ReadAt reads len(p) bytes at off. Holes read as zeros. Like io.ReaderAt it
 // returns io.EOF when fewer than len(p) bytes remain.
 func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
-		return 0, fmt.Errorf("spill: negative offset")
+		return 0, invalid("ReadAt: offset %d", off)
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -87,15 +106,11 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	if off >= f.size {
 		return 0, io.EOF
 	}
-	want := min(int64(len(p)), f.size-off)
-	var n int
-	var err error
-	if f.ram != nil {
+	if f.inRAMLocked() {
 		f.pool.touch(f)
-		n = f.ram.readAt(p[:want], off)
-	} else {
-		n, err = f.disk.readAt(p[:want], off)
 	}
+	want := min(int64(len(p)), f.size-off)
+	n, err := f.tier.readAt(p[:want], off)
 	if err == nil && n < len(p) {
 		err = io.EOF
 	}
@@ -107,10 +122,21 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 // that or the accounter fails, nothing is written.
 func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 || off+int64(len(p)) < off {
-		return 0, fmt.Errorf("spill: bad offset %d", off)
+		return 0, invalid("WriteAt: offset %d, length %d", off, len(p))
 	}
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if end := off + int64(len(p)); end > MaxSize {
+		if off >= MaxSize {
+			return 0, tooLarge("WriteAt", end)
+		}
+		// As write(2) at the file size limit: what fits, then the error.
+		n, err := f.WriteAt(p[:MaxSize-off], off)
+		if err == nil {
+			err = tooLarge("WriteAt", end)
+		}
+		return n, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -118,17 +144,12 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 		return 0, ErrClosed
 	}
 	end := off + int64(len(p))
-	if err := f.makeRoomLocked(off, end); err != nil {
+	charged, err := f.reserveLocked(off, end)
+	if err != nil {
 		return 0, err
 	}
-	var n int
-	var err error
-	if f.ram != nil {
-		n = f.ram.writeAt(f.pool, p, off)
-	} else {
-		n, err = f.disk.writeAt(p, off, f.acct, f.pool)
-	}
-	f.refreshLocked()
+	n, err := f.tier.writeAt(p, off)
+	f.settleLocked(charged)
 	// A write that wrote nothing (refused, or failed) leaves the size alone:
 	// off+0 would otherwise grow the file to off.
 	if end := off + int64(n); n > 0 && end > f.size {
@@ -137,60 +158,21 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// makeRoomLocked prepares to allocate the pages of [off, end): it spills
-// the file if it must, then charges the accounter (and, in RAM, the pool)
-// for the new pages, so that the write itself cannot fail for lack of room.
-// On disk the charge happens inside diskFile, page by page of the write.
-func (f *File) makeRoomLocked(off, end int64) error {
-	if f.ram != nil && max(end, f.size) > f.pool.threshold {
-		if err := f.spillLocked(); err != nil {
-			return err
-		}
-	}
-	if f.ram == nil {
-		return nil
-	}
-	f.pool.touch(f) // a write is a use, for the LRU order as much as a read
-	grow := f.ram.newPagesIn(off, end) * PageSize
-	if grow == 0 {
-		return nil
-	}
-	if err := f.pool.reserveRAM(f, grow); err != nil {
-		if err := f.spillLocked(); err != nil {
-			return err
-		}
-		return nil
-	}
-	if err := f.acct.Reserve(grow); err != nil {
-		f.pool.releaseRAM(grow)
-		return err
-	}
-	return nil
-}
-
-// refreshLocked folds a tier's allocation change into the file's figures.
-func (f *File) refreshLocked() {
-	var now int64
-	if f.ram != nil {
-		now = f.ram.allocated()
-	} else {
-		now = f.disk.allocated()
-	}
-	f.allocated = now
-}
-
 // Truncate sets the file's size. Shrinking frees the pages past the new end
 // and zeroes the tail of the last page; growing allocates nothing.
 func (f *File) Truncate(size int64) error {
 	if size < 0 {
-		return fmt.Errorf("spill: negative size")
+		return invalid("Truncate: size %d", size)
+	}
+	if size > MaxSize {
+		return tooLarge("Truncate", size)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return ErrClosed
 	}
-	if f.ram != nil && size > f.pool.threshold {
+	if f.inRAMLocked() && size > f.pool.threshold {
 		if err := f.spillLocked(); err != nil {
 			return err
 		}
@@ -202,61 +184,48 @@ func (f *File) Truncate(size int64) error {
 		f.size = size
 		return nil
 	}
-	if f.ram != nil {
-		freed := f.ram.truncate(f.pool, size)
-		f.pool.releaseRAM(freed)
-		f.acct.Release(freed)
-	} else if err := f.disk.truncate(f.size, size, f.acct, f.pool); err != nil {
+	err := f.tier.truncate(size)
+	f.settleLocked(0)
+	if err != nil {
 		return err
 	}
 	f.size = size
-	f.refreshLocked()
 	return nil
 }
 
 // PunchHole zeroes [off, off+length) without changing the size, freeing the
 // pages it covers whole.
 func (f *File) PunchHole(off, length int64) error {
-	if off < 0 || length <= 0 || off+length < off {
-		return fmt.Errorf("spill: bad range")
+	if err := badRange("PunchHole", off, length); err != nil {
+		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return ErrClosed
 	}
-	// The range may run to the end of the last page rather than the size,
-	// and past it over pages preallocated with KEEP_SIZE: a punch that
-	// covers them frees them, as on Linux; their bytes are zeros anyway.
-	end := min(off+length, max((f.size+PageSize-1)/PageSize*PageSize, f.extentLocked()))
+	// The range may run past the size over pages preallocated with
+	// KEEP_SIZE: a punch that covers them frees them, as on Linux; their
+	// bytes are zeros anyway. Past the extent nothing is allocated in any
+	// tier, and the disk need not hear of it: ext4 refuses a range that
+	// ends past 16 TiB.
+	end := min(off+length, f.tier.extent())
 	if off >= end {
 		return nil
 	}
-	if f.ram != nil {
-		freed := f.ram.punch(f.pool, off, end)
-		f.pool.releaseRAM(freed)
-		f.acct.Release(freed)
-	} else if err := f.disk.punch(off, end, f.acct, f.pool); err != nil {
-		return err
-	}
-	f.refreshLocked()
-	return nil
-}
-
-// extentLocked bounds the allocated pages from above: pages preallocated
-// past the size with KEEP_SIZE lie below it too.
-func (f *File) extentLocked() int64 {
-	if f.ram != nil {
-		return int64(len(f.ram.pages)) * PageSize
-	}
-	return f.disk.pages.limit * PageSize
+	err := f.tier.punch(off, end)
+	f.settleLocked(0) // what a punch frees before it fails is freed
+	return err
 }
 
 // Allocate makes sure [off, off+length) is backed by allocated pages, like
 // fallocate(2) mode 0; unless keepSize, the file grows to cover the range.
 func (f *File) Allocate(off, length int64, keepSize bool) error {
-	if off < 0 || length <= 0 || off+length < off {
-		return fmt.Errorf("spill: bad range")
+	if err := badRange("Allocate", off, length); err != nil {
+		return err
+	}
+	if off+length > MaxSize {
+		return tooLarge("Allocate", off+length)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -264,16 +233,12 @@ func (f *File) Allocate(off, length int64, keepSize bool) error {
 		return ErrClosed
 	}
 	end := off + length
-	if err := f.makeRoomLocked(off, end); err != nil {
+	charged, err := f.reserveLocked(off, end)
+	if err != nil {
 		return err
 	}
-	var err error
-	if f.ram != nil {
-		f.ram.allocate(f.pool, off, end)
-	} else {
-		err = f.disk.allocate(off, end, keepSize, f.acct, f.pool)
-	}
-	f.refreshLocked()
+	err = f.tier.allocate(off, end, keepSize)
+	f.settleLocked(charged)
 	if err == nil && !keepSize && end > f.size {
 		f.size = end
 	}
@@ -296,25 +261,9 @@ func (f *File) seek(off int64, data bool) (int64, error) {
 	if off < 0 || off >= f.size {
 		return 0, ErrNoData
 	}
-	lastPage := (f.size - 1) / PageSize
-	pg, found := off/PageSize, false
-	if f.ram != nil {
-		// At most threshold/PageSize pages: a plain scan will do.
-		for ; pg <= lastPage; pg++ {
-			if f.ram.has(pg) == data {
-				found = true
-				break
-			}
-		}
-	} else if data {
-		// A spilled file may be huge and sparse: look only at the
-		// allocated pages, never walk the holes one page at a time.
-		pg, found = f.disk.pages.nextSet(pg)
-	} else {
-		pg, found = f.disk.pages.nextClear(pg), true
-	}
+	pg, found := f.tier.next(off/PageSize, data)
 	switch {
-	case found && pg <= lastPage:
+	case found && pg <= (f.size-1)/PageSize:
 		return max(off, pg*PageSize), nil
 	case data:
 		return 0, ErrNoData
@@ -331,44 +280,83 @@ func (f *File) Close() error {
 	if f.closed {
 		return nil
 	}
-	f.closed = true
-	f.pool.files.Add(-1)
-	f.pool.unregister(f)
+	inRAM := f.inRAMLocked()
+	err := f.tier.close()
+	f.closed, f.tier = true, nil
 	f.acct.Release(f.allocated)
+	f.pool.forget(f, inRAM, f.allocated)
 	f.allocated = 0
-	if f.ram != nil {
-		f.pool.removeFromLRU(f)
-		f.pool.releaseRAM(f.ram.free(f.pool))
-		f.ram = nil
-		return nil
-	}
-	f.pool.diskFiles.Add(-1)
-	f.pool.diskBytes.Add(-f.disk.allocated())
-	err := f.disk.close()
-	f.disk = nil
 	return err
 }
 
+// reserveLocked makes room for the pages of [off, end) not yet allocated,
+// before a write or an allocate puts them there: it spills the file if it
+// would pass the threshold, or if the pool finds no RAM for them, and
+// charges the accounter (and, in RAM, the pool's budget), so that no tier
+// allocates a page nobody was charged for. It returns the bytes reserved,
+// for settleLocked.
+func (f *File) reserveLocked(off, end int64) (int64, error) {
+	if f.inRAMLocked() && max(end, f.size) > f.pool.threshold {
+		if err := f.spillLocked(); err != nil {
+			return 0, err
+		}
+	}
+	inRAM := f.inRAMLocked()
+	if inRAM {
+		f.pool.touch(f) // a write is a use, for the LRU order as much as a read
+	}
+	grow := f.tier.missing(off, end) * PageSize
+	if grow == 0 {
+		return 0, nil
+	}
+	if inRAM && f.pool.reserveRAM(f, grow) != nil {
+		// Spilling keeps every page, so grow is what the disk needs too.
+		if err := f.spillLocked(); err != nil {
+			return 0, err
+		}
+		inRAM = false
+	}
+	if err := f.acct.Reserve(grow); err != nil {
+		if inRAM {
+			f.pool.releaseRAM(grow)
+		}
+		return 0, err
+	}
+	return grow, nil
+}
+
+// settleLocked brings the accounts in line with the tier after a call to
+// it, for which reserveLocked took charged bytes (0 for a call that only
+// frees): what the call did not allocate after all, and what it freed, go
+// back to the accounter, and the pool learns of the change.
+func (f *File) settleLocked(charged int64) {
+	now := f.tier.allocated()
+	added := now - f.allocated // negative if pages were freed
+	f.allocated = now
+	if unused := charged - added; unused != 0 {
+		f.acct.Release(unused)
+	}
+	f.pool.settle(f.inRAMLocked(), charged, added)
+}
+
 // spillLocked moves a RAM file to disk. On failure the file stays in RAM,
-// unchanged.
+// unchanged. Its allocation does not change: the disk tier holds the same
+// pages.
 func (f *File) spillLocked() error {
-	if f.ram == nil {
+	ram, ok := f.tier.(*ramPages)
+	if !ok {
 		return nil
 	}
-	d, err := f.pool.newDiskFile()
+	d, err := f.pool.newDiskTier()
 	if err != nil {
 		return err
 	}
-	if err := d.copyFrom(f.ram, f.size); err != nil {
+	if err := d.copyFrom(ram, f.size); err != nil {
 		d.close()
 		return err
 	}
-	f.pool.removeFromLRU(f)
-	f.pool.releaseRAM(f.ram.free(f.pool))
-	f.ram = nil
-	f.disk = d
-	f.pool.spills.Add(1)
-	f.pool.diskFiles.Add(1)
-	f.pool.diskBytes.Add(d.allocated())
+	ram.close()
+	f.tier = d
+	f.pool.spilled(f, f.allocated)
 	return nil
 }

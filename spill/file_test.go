@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -120,6 +122,20 @@ func forceSpill(t testing.TB, f *File) {
 	if err != nil {
 		t.Fatalf("spill: %v", err)
 	}
+}
+
+// diskOf is the disk tier of f, which must have spilled. The caller holds
+// f.mu.
+func diskOf(t testing.TB, f *File) *diskPages {
+	t.Helper()
+	switch d := f.tier.(type) {
+	case *plainDisk:
+		return &d.diskPages
+	case *sealedDisk:
+		return &d.diskPages
+	}
+	t.Fatalf("file not on disk: tier %T", f.tier)
+	return nil
 }
 
 // pat returns n bytes of a pattern that never contains zero.
@@ -530,28 +546,31 @@ func TestReadAtEdges(t *testing.T) {
 					t.Errorf("ReadAt(%d) = %d, %v; want 0, EOF", off, n, err)
 				}
 			}
-			if _, err := f.ReadAt(buf, -1); err == nil {
-				t.Error("ReadAt at a negative offset succeeded")
+			if _, err := f.ReadAt(buf, -1); !errors.Is(err, ErrInvalid) {
+				t.Errorf("ReadAt at a negative offset: %v, want ErrInvalid", err)
 			}
 			if n, err := f.ReadAt(nil, 10); n != 0 || err != nil {
 				t.Errorf("empty ReadAt = %d, %v", n, err)
 			}
-			if _, err := f.WriteAt([]byte("x"), -1); err == nil {
-				t.Error("WriteAt at a negative offset succeeded")
+			if _, err := f.WriteAt([]byte("x"), -1); !errors.Is(err, ErrInvalid) {
+				t.Errorf("WriteAt at a negative offset: %v, want ErrInvalid", err)
+			}
+			if _, err := f.WriteAt([]byte("xy"), math.MaxInt64); !errors.Is(err, ErrInvalid) {
+				t.Errorf("WriteAt whose end overflows: %v, want ErrInvalid", err)
 			}
 			if n, err := f.WriteAt(nil, 1<<30); n != 0 || err != nil {
 				t.Errorf("empty WriteAt = %d, %v", n, err)
 			}
 			for _, bad := range [][2]int64{{-1, 10}, {0, 0}, {0, -1}, {1 << 62, 1 << 62}} {
-				if err := f.PunchHole(bad[0], bad[1]); err == nil {
-					t.Errorf("PunchHole(%d, %d) succeeded", bad[0], bad[1])
+				if err := f.PunchHole(bad[0], bad[1]); !errors.Is(err, ErrInvalid) {
+					t.Errorf("PunchHole(%d, %d): %v, want ErrInvalid", bad[0], bad[1], err)
 				}
-				if err := f.Allocate(bad[0], bad[1], false); err == nil {
-					t.Errorf("Allocate(%d, %d) succeeded", bad[0], bad[1])
+				if err := f.Allocate(bad[0], bad[1], false); !errors.Is(err, ErrInvalid) {
+					t.Errorf("Allocate(%d, %d): %v, want ErrInvalid", bad[0], bad[1], err)
 				}
 			}
-			if err := f.Truncate(-1); err == nil {
-				t.Error("Truncate(-1) succeeded")
+			if err := f.Truncate(-1); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Truncate(-1): %v, want ErrInvalid", err)
 			}
 			if _, err := f.SeekData(-1); err != ErrNoData {
 				t.Errorf("SeekData(-1) = %v", err)
@@ -846,6 +865,21 @@ func TestClose(t *testing.T) {
 	}
 }
 
+// setAccounter moves the file's charge from its accounter to acct, failing
+// (and changing nothing) if acct refuses it. Nothing outside the tests
+// moves a file between accounters; this checks that the accounter is the
+// one the File charges and credits from then on.
+func (f *File) setAccounter(acct Accounter) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := acct.Reserve(f.allocated); err != nil {
+		return err
+	}
+	f.acct.Release(f.allocated)
+	f.acct = acct
+	return nil
+}
+
 func TestSetAccounter(t *testing.T) {
 	for _, tc := range tierCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -857,14 +891,14 @@ func TestSetAccounter(t *testing.T) {
 				forceSpill(t, f)
 			}
 			b.setRefuse(true)
-			if err := f.SetAccounter(b); !errors.Is(err, errRefused) {
-				t.Fatalf("SetAccounter to a refusing accounter: %v", err)
+			if err := f.setAccounter(b); !errors.Is(err, errRefused) {
+				t.Fatalf("setAccounter to a refusing accounter: %v", err)
 			}
 			if a.Balance() != 2*PageSize || b.Balance() != 0 {
 				t.Fatalf("balances %d, %d", a.Balance(), b.Balance())
 			}
 			b.setRefuse(false)
-			if err := f.SetAccounter(b); err != nil {
+			if err := f.setAccounter(b); err != nil {
 				t.Fatal(err)
 			}
 			if a.Balance() != 0 || b.Balance() != 2*PageSize {
@@ -982,14 +1016,20 @@ func TestPoolDir(t *testing.T) {
 }
 
 func TestNewPool(t *testing.T) {
-	for _, cfg := range []Config{
-		{Dir: t.TempDir(), Threshold: -1},
-		{Dir: t.TempDir(), RAMBudget: -1},
-		{Dir: filepath.Join(t.TempDir(), "missing")},
+	for _, tc := range []struct {
+		cfg     Config
+		invalid bool // the error is ErrInvalid
+	}{
+		{Config{Dir: t.TempDir(), Threshold: -1}, true},
+		{Config{Dir: t.TempDir(), RAMBudget: -1}, true},
+		{Config{Dir: filepath.Join(t.TempDir(), "missing")}, false},
 	} {
-		if p, err := NewPool(cfg); err == nil {
+		p, err := NewPool(tc.cfg)
+		if err == nil {
 			p.Close()
-			t.Errorf("NewPool(%+v) succeeded", cfg)
+			t.Errorf("NewPool(%+v) succeeded", tc.cfg)
+		} else if errors.Is(err, ErrInvalid) != tc.invalid {
+			t.Errorf("NewPool(%+v): %v; ErrInvalid: %v, want %v", tc.cfg, err, !tc.invalid, tc.invalid)
 		}
 	}
 	p := newTestPool(t, 123, 456)
@@ -1098,7 +1138,7 @@ func checkPool(t testing.TB, p *Pool, files []*File) {
 	var want Stats
 	for _, f := range files {
 		f.mu.RLock()
-		closed, inRAM, alloc, size := f.closed, f.ram != nil, f.allocated, f.size
+		closed, inRAM, alloc, size := f.closed, f.inRAMLocked(), f.allocated, f.size
 		f.mu.RUnlock()
 		if closed {
 			continue
@@ -1158,8 +1198,8 @@ func TestHoldRAM(t *testing.T) {
 	if got := p.Stats().RAMBytes; got != 48<<10 {
 		t.Errorf("a refused HoldRAM changed RAMBytes to %d", got)
 	}
-	if err := p.HoldRAM(-1); err == nil {
-		t.Error("HoldRAM of a negative amount succeeded")
+	if err := p.HoldRAM(-1); !errors.Is(err, ErrInvalid) {
+		t.Errorf("HoldRAM of a negative amount: %v, want ErrInvalid", err)
 	}
 	// A file that needs more RAM than is left goes to disk, as when other
 	// files fill the budget.
@@ -1358,12 +1398,15 @@ func TestPageSet(t *testing.T) {
 				t.Fatalf("setRange(%d, %d) = %d, want %d", first, last, got, n)
 			}
 		case 2:
+			if r.IntN(4) == 0 {
+				last = first + r.Int64N(1<<40) // far more pages than are set
+			}
 			n := int64(0)
-			for pg := first; pg <= last; pg++ {
-				if want[pg] {
+			for pg := range want {
+				if pg >= first && pg <= last {
 					n++
+					delete(want, pg)
 				}
-				delete(want, pg)
 			}
 			if got := s.clearRange(first, last); got != n {
 				t.Fatalf("clearRange(%d, %d) = %d, want %d", first, last, got, n)
@@ -1412,8 +1455,76 @@ func TestPageSet(t *testing.T) {
 			if got := s.nextClear(pg); got != wantClear {
 				t.Fatalf("nextClear(%d) = %d, want %d", pg, got, wantClear)
 			}
+			// Ranges short and long, up to far more pages than are set.
+			last := pg + r.Int64N(130)
+			if r.IntN(2) == 0 {
+				last = pg + r.Int64N(1<<40)
+			}
+			wantMissing := last - pg + 1
+			for q := range want {
+				if q >= pg && q <= last {
+					wantMissing--
+				}
+			}
+			if got := s.countMissing(pg, last); got != wantMissing {
+				t.Fatalf("countMissing(%d, %d) = %d, want %d", pg, last, got, wantMissing)
+			}
 		}
 	}
+}
+
+// TestHugeRanges: an allocate or a punch over a huge range of a sparse
+// spilled file costs what the file holds, not the range: a petabyte (2^38
+// pages) is counted, and refused by the accounter, and MaxSize bytes are
+// punched, at once instead of after hours with the file locked. Nor does
+// the spill disk hear of ranges where nothing is allocated, so its own
+// limit on file size does not refuse a punch or a truncate there.
+func TestHugeRanges(t *testing.T) {
+	const P = PageSize
+	eachDiskTier(t, func(t *testing.T, p *Pool) {
+		acct := newAcct()
+		acct.limit = 1 << 20
+		f := p.NewFile(acct)
+		defer f.Close()
+		data := pat(3*P, 1)
+		if _, err := f.WriteAt(data, 1<<40); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Allocate(0, 1<<50, true); !errors.Is(err, errRefused) {
+			t.Fatalf("Allocate of a petabyte: %v, want the accounter's refusal", err)
+		}
+		if f.Allocated() != 3*P || acct.Balance() != 3*P || f.Size() != 1<<40+3*P {
+			t.Errorf("after the refusal: Allocated %d, charged %d, Size %d", f.Allocated(), acct.Balance(), f.Size())
+		}
+		back := make([]byte, len(data))
+		if n, err := f.ReadAt(back, 1<<40); n != len(data) || err != nil || !bytes.Equal(back, data) {
+			t.Errorf("read back = %d, %v; contents equal: %v", n, err, bytes.Equal(back, data))
+		}
+		if err := f.Truncate(MaxSize); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.PunchHole(0, MaxSize); err != nil {
+			t.Fatalf("PunchHole of MaxSize bytes: %v", err)
+		}
+		if n, err := f.ReadAt(back, 1<<40); n != len(data) || err != nil || !bytes.Equal(back, make([]byte, len(data))) {
+			t.Errorf("read after the punch = %d, %v; zeros: %v", n, err, bytes.Equal(back, make([]byte, len(data))))
+		}
+		if f.Allocated() != 0 || acct.Balance() != 0 || p.Stats().DiskBytes != 0 {
+			t.Errorf("after the punch: Allocated %d, charged %d, DiskBytes %d", f.Allocated(), acct.Balance(), p.Stats().DiskBytes)
+		}
+		// Shrinking to a size the spill disk could not hold itself
+		// (ext4 stops at 16 TiB): it holds nothing there anyway.
+		if _, err := f.WriteAt(data, 1<<40); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(1 << 50); err != nil || f.Size() != 1<<50 {
+			t.Fatalf("Truncate(1<<50) from MaxSize: %v, Size %d", err, f.Size())
+		}
+		if n, err := f.ReadAt(back, 1<<40); n != len(data) || err != nil || !bytes.Equal(back, data) {
+			t.Errorf("read after the truncate = %d, %v; contents equal: %v", n, err, bytes.Equal(back, data))
+		}
+		acct.check(t)
+	})
 }
 
 // TestMaxDiskFiles: past the cap, a file that must spill fails with
@@ -1445,4 +1556,98 @@ func TestMaxDiskFiles(t *testing.T) {
 	}
 	third.Close()
 	files[1].Close()
+}
+
+// TestMaxSize: in both disk tiers a file may be MaxSize bytes long and no
+// longer, and every operation near that end works: no offset of a page or
+// a slot overflows (a sealed file used to panic there). A truncate or an
+// allocate past MaxSize, or a write at it, fails with ErrTooLarge; a write
+// across it is cut short, as write(2) is at the file size limit. The file
+// keeps what it held, and its figures stay true. (A RAM file is never that
+// large: it spills past the threshold, which is at most the RAM budget.)
+func TestMaxSize(t *testing.T) {
+	const P = PageSize
+	eachDiskTier(t, func(t *testing.T, p *Pool) {
+		acct := newAcct()
+		f := p.NewFile(acct)
+		defer f.Close()
+		head := pat(100, 1)
+		if _, err := f.WriteAt(head, 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int64{math.MaxInt64, MaxSize + 1} {
+			if err := f.Truncate(size); !errors.Is(err, ErrTooLarge) {
+				t.Errorf("Truncate(%d): %v, want ErrTooLarge", size, err)
+			}
+		}
+		buf := pat(10, 2)
+		if n, err := f.ReadAt(buf, math.MaxInt64-10); n != 0 || err != io.EOF {
+			t.Errorf("ReadAt(2^63-11) = %d, %v; want 0, EOF", n, err)
+		}
+		if err := f.Truncate(MaxSize); err != nil {
+			t.Fatalf("Truncate(MaxSize): %v", err)
+		}
+		if n, err := f.ReadAt(buf, MaxSize-10); n != 10 || err != nil || !bytes.Equal(buf, make([]byte, 10)) {
+			t.Errorf("ReadAt the last bytes = %d, %v, %q; want 10 zeros", n, err, buf[:n])
+		}
+		if n, err := f.ReadAt(buf, MaxSize-5); n != 5 || err != io.EOF {
+			t.Errorf("ReadAt across the end = %d, %v; want 5, EOF", n, err)
+		}
+		if err := f.Allocate(MaxSize-P, 2*P, true); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("Allocate past MaxSize: %v, want ErrTooLarge", err)
+		}
+		if n, err := f.WriteAt([]byte("x"), MaxSize); n != 0 || !errors.Is(err, ErrTooLarge) {
+			t.Errorf("WriteAt(MaxSize) = %d, %v; want 0, ErrTooLarge", n, err)
+		}
+		if got, err := f.SeekData(MaxSize - 10); err != ErrNoData {
+			t.Errorf("SeekData near the end = %d, %v; want ErrNoData", got, err)
+		}
+		if got, err := f.SeekHole(MaxSize - 10); got != MaxSize-10 || err != nil {
+			t.Errorf("SeekHole near the end = %d, %v", got, err)
+		}
+		// Pages at the end: the spill disk may refuse them (ext4 stops
+		// at 16 TiB) with EFBIG; tmpfs, xfs and btrfs take them.
+		n, err := f.WriteAt([]byte("0123456789"), MaxSize-5)
+		onDisk := n == 5 && errors.Is(err, ErrTooLarge)
+		if !onDisk && (n != 0 || !errors.Is(err, syscall.EFBIG)) {
+			t.Fatalf("WriteAt across MaxSize = %d, %v; want 5, ErrTooLarge (or 0, EFBIG from the spill disk)", n, err)
+		}
+		if onDisk {
+			if n, err := f.ReadAt(buf[:5], MaxSize-5); n != 5 || err != nil || string(buf[:5]) != "01234" {
+				t.Errorf("read back at the end = %d, %v, %q", n, err, buf[:5])
+			}
+			if err := f.Allocate(MaxSize-3*P, P, false); err != nil {
+				t.Errorf("Allocate near the end: %v", err)
+			}
+			if err := f.PunchHole(MaxSize-P, P); err != nil {
+				t.Errorf("PunchHole of the last page: %v", err)
+			}
+		}
+		wantPages := int64(1)
+		if onDisk {
+			wantPages = 2 // the last page went with the punch
+		}
+		if f.Size() != MaxSize || f.Allocated() != wantPages*P || acct.Balance() != wantPages*P {
+			t.Errorf("Size %d, Allocated %d, charged %d; want %d, %d, %d", f.Size(), f.Allocated(), acct.Balance(), int64(MaxSize), wantPages*P, wantPages*P)
+		}
+		if err := f.Truncate(100); err != nil {
+			t.Fatal(err)
+		}
+		checkContents(t, f, head)
+		acct.check(t)
+	})
+}
+
+// eachDiskTier runs fn, as a subtest, on a new pool whose files spill at
+// their first byte: in the clear, then sealed.
+func eachDiskTier(t *testing.T, fn func(t *testing.T, p *Pool)) {
+	for _, encrypt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("encrypt=%v", encrypt), func(t *testing.T) {
+			newPool := newTestPool
+			if encrypt {
+				newPool = newSealedPool
+			}
+			fn(t, newPool(t, 0, 1<<20))
+		})
+	}
 }

@@ -4,13 +4,20 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"syscall"
 )
 
-// PageSize is the unit of allocation and accounting in both tiers.
+// PageSize is the unit of allocation and accounting in every tier.
 const PageSize = 4096
+
+// MaxSize is the largest size a file may have, in every tier: 0.7% short
+// of math.MaxInt64, so that the sealed tier's last slot ends by then too
+// and no offset of a page or a slot can overflow. Spilling never changes
+// what a file may hold.
+const MaxSize = math.MaxInt64 / slotSize * PageSize
 
 // Config sets up a Pool.
 type Config struct {
@@ -62,6 +69,15 @@ var ErrNoData = errors.New("spill: no data at or after offset")
 // read gives no bytes of that page.
 var ErrCorrupt = errors.New("spill: spilled data fails authentication")
 
+// ErrInvalid is returned, wrapped, for an argument no call could accept: a
+// negative offset, length, size or amount, or a range whose end is past
+// the largest offset (math.MaxInt64). EINVAL in POSIX terms.
+var ErrInvalid = errors.New("spill: invalid argument")
+
+// ErrTooLarge is returned, wrapped, by a write, truncate or allocate that
+// would take a file past MaxSize. EFBIG in POSIX terms.
+var ErrTooLarge = errors.New("spill: file too large")
+
 // ErrTooManyFiles: a file must spill but the pool already holds as many
 // spill files as it may (Config.MaxDiskFiles) or the process is out of
 // descriptors. The file stays as it was; ENOSPC in POSIX terms.
@@ -77,7 +93,7 @@ type Pool struct {
 	threshold int64
 	budget    int64
 	dir       *privateDir // holds the unnamed spill files
-	pages     sync.Pool
+	pages     pageCache
 	seal      *sealer // non-nil if spilled pages are encrypted
 	maxDisk   int64   // most files on disk at once; 0: no cap
 
@@ -102,7 +118,7 @@ type Pool struct {
 // having no name, is already gone.
 func NewPool(cfg Config) (*Pool, error) {
 	if cfg.Threshold < 0 || cfg.RAMBudget < 0 {
-		return nil, fmt.Errorf("spill: negative threshold or budget")
+		return nil, invalid("threshold %d, RAM budget %d", cfg.Threshold, cfg.RAMBudget)
 	}
 	var seal *sealer
 	if cfg.Encrypt {
@@ -116,7 +132,6 @@ func NewPool(cfg Config) (*Pool, error) {
 		return nil, fmt.Errorf("spill: %s: %w", cfg.Dir, err)
 	}
 	p := &Pool{threshold: cfg.Threshold, budget: cfg.RAMBudget, dir: dir, seal: seal, maxDisk: cfg.MaxDiskFiles, live: make(map[*File]struct{})}
-	p.pages.New = func() any { return new([PageSize]byte) }
 	return p, nil
 }
 
@@ -130,12 +145,9 @@ func (p *Pool) Threshold() int64 { return p.threshold }
 // RAMBudget is the pool's cap on RAM held for file data.
 func (p *Pool) RAMBudget() int64 { return p.budget }
 
-// Encrypted reports whether the pool seals the pages it spills.
-func (p *Pool) Encrypted() bool { return p.seal != nil }
-
-// newDiskFile opens a spill file for one of the pool's files, sealed if
-// the pool encrypts.
-func (p *Pool) newDiskFile() (*diskFile, error) {
+// newDiskTier opens a spill file for one of the pool's files, sealed if the
+// pool encrypts: the file that spills into it need not know which.
+func (p *Pool) newDiskTier() (diskTier, error) {
 	if p.maxDisk > 0 && p.diskFiles.Load() >= p.maxDisk {
 		return nil, ErrTooManyFiles
 	}
@@ -146,11 +158,10 @@ func (p *Pool) newDiskFile() (*diskFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &diskFile{f: f}
 	if p.seal != nil {
-		d.seal, d.id = p.seal, p.seal.fileIDs.Add(1)
+		return &sealedDisk{diskPages: diskPages{f: f}, seal: p.seal, id: p.seal.fileIDs.Add(1)}, nil
 	}
-	return d, nil
+	return &plainDisk{diskPages{f: f}}, nil
 }
 
 // Stats returns the pool's current figures.
@@ -202,7 +213,7 @@ func (p *Pool) reserveRAM(f *File, n int64) error {
 	const maxEvictions = 64
 	var own int64 // what evicting others cannot free
 	if f != nil {
-		own = f.ram.allocated()
+		own = f.allocated
 	}
 	if own+n > p.budget {
 		// Not even all of the budget would do: evicting others is no help.
@@ -239,7 +250,7 @@ func (p *Pool) reserveRAM(f *File, n int64) error {
 // holding nothing, when no room can be made.
 func (p *Pool) HoldRAM(n int64) error {
 	if n < 0 {
-		return fmt.Errorf("spill: HoldRAM(%d): negative amount", n)
+		return invalid("HoldRAM: %d bytes", n)
 	}
 	if n == 0 {
 		return nil
@@ -275,7 +286,7 @@ func (p *Pool) pickVictimLocked(self *File) *File {
 		if !v.mu.TryLock() {
 			continue
 		}
-		if v.ram == nil || v.closed || (best != nil && v.ram.count <= best.ram.count) {
+		if v.closed || !v.inRAMLocked() || (best != nil && v.allocated <= best.allocated) {
 			v.mu.Unlock()
 			continue
 		}
@@ -296,6 +307,18 @@ func (p *Pool) releaseRAM(n int64) {
 	p.mu.Unlock()
 }
 
+// settle updates the figures after an operation on a file in RAM (inRAM)
+// or on disk added bytes of pages to it (a negative number if it freed
+// some) and had reserved charged bytes for that: in RAM, from the budget.
+func (p *Pool) settle(inRAM bool, charged, added int64) {
+	switch {
+	case inRAM:
+		p.releaseRAM(charged - added)
+	case added != 0:
+		p.diskBytes.Add(added)
+	}
+}
+
 // touch marks f as just used.
 func (p *Pool) touch(f *File) {
 	p.mu.Lock()
@@ -307,31 +330,43 @@ func (p *Pool) touch(f *File) {
 
 // register adds a new RAM file to the live set and the LRU list.
 func (p *Pool) register(f *File) {
+	p.files.Add(1)
 	p.mu.Lock()
 	p.live[f] = struct{}{}
 	f.lruElem = p.lru.PushFront(f)
 	p.mu.Unlock()
 }
 
-func (p *Pool) unregister(f *File) {
+// spilled moves f, which holds bytes of pages, from RAM to disk.
+func (p *Pool) spilled(f *File, bytes int64) {
 	p.mu.Lock()
-	delete(p.live, f)
+	p.removeFromLRULocked(f)
+	p.ramUsed -= bytes
 	p.mu.Unlock()
+	p.spills.Add(1)
+	p.diskFiles.Add(1)
+	p.diskBytes.Add(bytes)
 }
 
-func (p *Pool) removeFromLRU(f *File) {
+// forget drops f, closed, which held bytes of pages in RAM (inRAM) or on disk.
+func (p *Pool) forget(f *File, inRAM bool, bytes int64) {
+	p.files.Add(-1)
 	p.mu.Lock()
+	delete(p.live, f)
+	if inRAM {
+		p.removeFromLRULocked(f)
+		p.ramUsed -= bytes
+	}
+	p.mu.Unlock()
+	if !inRAM {
+		p.diskFiles.Add(-1)
+		p.diskBytes.Add(-bytes)
+	}
+}
+
+func (p *Pool) removeFromLRULocked(f *File) {
 	if f.lruElem != nil {
 		p.lru.Remove(f.lruElem)
 		f.lruElem = nil
 	}
-	p.mu.Unlock()
 }
-
-func (p *Pool) newPage() *[PageSize]byte {
-	pg := p.pages.Get().(*[PageSize]byte)
-	clear(pg[:])
-	return pg
-}
-
-func (p *Pool) freePage(pg *[PageSize]byte) { p.pages.Put(pg) }

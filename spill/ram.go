@@ -1,13 +1,18 @@
 package spill
 
-// ramPages is a sparse RAM file: a slice of page pointers, nil for holes.
-// Only files no larger than the pool's threshold live here, so the slice is
-// bounded by threshold/PageSize entries; appending copies pointers, never
-// data. All methods are called with the owning File's lock held.
+import "sync"
+
+// ramPages is the RAM tier: a sparse file as a slice of page pointers, nil
+// for holes. Only files no larger than the pool's threshold live here, so
+// the slice is bounded by threshold/PageSize entries; appending copies
+// pointers, never data.
 type ramPages struct {
+	cache *pageCache // where pages come from and go back to
 	pages []*[PageSize]byte
 	count int64 // non-nil pages
 }
+
+func newRAMPages(cache *pageCache) *ramPages { return &ramPages{cache: cache} }
 
 func (r *ramPages) allocated() int64 { return r.count * PageSize }
 
@@ -15,8 +20,7 @@ func (r *ramPages) has(pg int64) bool {
 	return pg < int64(len(r.pages)) && r.pages[pg] != nil
 }
 
-// newPagesIn counts the pages of [off, end) that are not yet allocated.
-func (r *ramPages) newPagesIn(off, end int64) int64 {
+func (r *ramPages) missing(off, end int64) int64 {
 	var n int64
 	for pg := off / PageSize; pg*PageSize < end; pg++ {
 		if !r.has(pg) {
@@ -26,7 +30,19 @@ func (r *ramPages) newPagesIn(off, end int64) int64 {
 	return n
 }
 
-func (r *ramPages) readAt(p []byte, off int64) int {
+func (r *ramPages) extent() int64 { return int64(len(r.pages)) * PageSize }
+
+// next scans page by page: a RAM file has at most threshold/PageSize.
+func (r *ramPages) next(pg int64, data bool) (int64, bool) {
+	for ; pg < int64(len(r.pages)); pg++ {
+		if r.has(pg) == data {
+			return pg, true
+		}
+	}
+	return pg, !data // every page past the slice is a hole
+}
+
+func (r *ramPages) readAt(p []byte, off int64) (int, error) {
 	done := 0
 	for done < len(p) {
 		pos := off + int64(done)
@@ -39,12 +55,11 @@ func (r *ramPages) readAt(p []byte, off int64) int {
 		}
 		done += len(chunk)
 	}
-	return done
+	return done, nil
 }
 
-// page returns page pg, allocating it (zeroed) if it is a hole. The caller
-// has already charged the pool and the accounter for it.
-func (r *ramPages) page(pool *Pool, pg int64) *[PageSize]byte {
+// page returns page pg, allocating it (zeroed) if it is a hole.
+func (r *ramPages) page(pg int64) *[PageSize]byte {
 	if pg >= int64(len(r.pages)) {
 		if pg >= int64(cap(r.pages)) {
 			grown := make([]*[PageSize]byte, pg+1, max(2*cap(r.pages), int(pg+1)))
@@ -54,47 +69,44 @@ func (r *ramPages) page(pool *Pool, pg int64) *[PageSize]byte {
 		r.pages = r.pages[:pg+1]
 	}
 	if r.pages[pg] == nil {
-		r.pages[pg] = pool.newPage()
+		r.pages[pg] = r.cache.get()
 		r.count++
 	}
 	return r.pages[pg]
 }
 
-func (r *ramPages) writeAt(pool *Pool, p []byte, off int64) int {
+// writeAt cannot fail: the File has charged the pool for the new pages.
+func (r *ramPages) writeAt(p []byte, off int64) (int, error) {
 	done := 0
 	for done < len(p) {
 		pos := off + int64(done)
 		pg, in := pos/PageSize, pos%PageSize
-		done += copy(r.page(pool, pg)[in:], p[done:])
+		done += copy(r.page(pg)[in:], p[done:])
 	}
-	return done
+	return done, nil
 }
 
-func (r *ramPages) allocate(pool *Pool, off, end int64) {
+func (r *ramPages) allocate(off, end int64, _ bool) error {
 	for pg := off / PageSize; pg*PageSize < end; pg++ {
-		r.page(pool, pg)
+		r.page(pg)
+	}
+	return nil
+}
+
+func (r *ramPages) freePage(pg int64) {
+	if r.has(pg) {
+		r.cache.put(r.pages[pg])
+		r.pages[pg] = nil
+		r.count--
 	}
 }
 
-// freePage drops page pg and returns the bytes freed.
-func (r *ramPages) freePage(pool *Pool, pg int64) int64 {
-	if !r.has(pg) {
-		return 0
-	}
-	pool.freePage(r.pages[pg])
-	r.pages[pg] = nil
-	r.count--
-	return PageSize
-}
-
-// truncate drops every page past size and zeroes the tail of the last one,
-// so that growing the file again shows zeros, not old bytes. It returns the
-// bytes freed.
-func (r *ramPages) truncate(pool *Pool, size int64) int64 {
+// truncate zeroes the tail of the last page kept, so that growing the file
+// again shows zeros, not old bytes.
+func (r *ramPages) truncate(size int64) error {
 	keep := (size + PageSize - 1) / PageSize
-	var freed int64
 	for pg := keep; pg < int64(len(r.pages)); pg++ {
-		freed += r.freePage(pool, pg)
+		r.freePage(pg)
 	}
 	if keep < int64(len(r.pages)) {
 		r.pages = r.pages[:keep]
@@ -102,33 +114,44 @@ func (r *ramPages) truncate(pool *Pool, size int64) int64 {
 	if in := size % PageSize; in != 0 && r.has(size/PageSize) {
 		clear(r.pages[size/PageSize][in:])
 	}
-	return freed
+	return nil
 }
 
-// punch zeroes [off, end), freeing the pages it covers whole, and returns
-// the bytes freed.
-func (r *ramPages) punch(pool *Pool, off, end int64) int64 {
-	var freed int64
+func (r *ramPages) punch(off, end int64) error {
 	for pg := off / PageSize; pg*PageSize < end; pg++ {
 		start, stop := max(off, pg*PageSize), min(end, (pg+1)*PageSize)
 		if start == pg*PageSize && stop == (pg+1)*PageSize {
-			freed += r.freePage(pool, pg)
+			r.freePage(pg)
 		} else if r.has(pg) {
 			clear(r.pages[pg][start-pg*PageSize : stop-pg*PageSize])
 		}
 	}
-	return freed
+	return nil
 }
 
-// free drops every page and returns the bytes freed.
-func (r *ramPages) free(pool *Pool) int64 {
-	freed := r.allocated()
+// close gives every page back to the cache.
+func (r *ramPages) close() error {
 	for i, pg := range r.pages {
 		if pg != nil {
-			pool.freePage(pg)
+			r.cache.put(pg)
 			r.pages[i] = nil
 		}
 	}
 	r.pages, r.count = nil, 0
-	return freed
+	return nil
 }
+
+// pageCache recycles the RAM pages of a pool's files: a page one file frees
+// is the next one another allocates, without the garbage collector.
+type pageCache struct{ free sync.Pool }
+
+// get returns a zeroed page.
+func (c *pageCache) get() *[PageSize]byte {
+	if pg, ok := c.free.Get().(*[PageSize]byte); ok {
+		clear(pg[:])
+		return pg
+	}
+	return new([PageSize]byte)
+}
+
+func (c *pageCache) put(pg *[PageSize]byte) { c.free.Put(pg) }

@@ -108,16 +108,26 @@ func (s *sealer) open(b *sealBuf, dst, slot []byte, id uint64, pg int64) error {
 	return nil
 }
 
+// sealedDisk is the disk tier that seals: page pg is an encrypted slot at
+// pg*slotSize, and the tier answers for holes and zeros itself, never
+// reading a slot it did not write.
+type sealedDisk struct {
+	diskPages
+	seal  *sealer
+	id    uint64  // this file's id in the slots' additional data
+	fresh pageSet // pages allocated by fallocate, never written: no slot yet
+}
+
 // sealed reports whether page pg has a slot on disk: it is allocated and
 // has been written. Holes and fresh pages read as zeros without the disk.
-func (d *diskFile) sealed(pg int64) bool {
+func (d *sealedDisk) sealed(pg int64) bool {
 	return d.pages.has(pg) && (d.fresh.count == 0 || !d.fresh.has(pg))
 }
 
 // readSlots reads the slots of the len(b)/slotSize pages from first on.
 // Those slots were all written, so a short read means the file was cut
 // under us.
-func (d *diskFile) readSlots(b []byte, first int64) error {
+func (d *sealedDisk) readSlots(b []byte, first int64) error {
 	n, err := d.f.ReadAt(b, first*slotSize)
 	if n == len(b) {
 		return nil
@@ -131,7 +141,7 @@ func (d *diskFile) readSlots(b []byte, first int64) error {
 
 // load reads and opens sealed page pg into b.page, using slot (slotSize
 // bytes of b.slots) as room for the ciphertext.
-func (d *diskFile) load(b *sealBuf, slot []byte, pg int64) error {
+func (d *sealedDisk) load(b *sealBuf, slot []byte, pg int64) error {
 	if err := d.readSlots(slot, pg); err != nil {
 		return err
 	}
@@ -141,7 +151,7 @@ func (d *diskFile) load(b *sealBuf, slot []byte, pg int64) error {
 // zeroInPage zeroes bytes [lo, hi) of page pg: it opens the slot, clears
 // the bytes and seals the page again under a new nonce. Holes and fresh
 // pages are zeros already.
-func (d *diskFile) zeroInPage(pg, lo, hi int64) error {
+func (d *sealedDisk) zeroInPage(pg, lo, hi int64) error {
 	if lo >= hi || !d.sealed(pg) {
 		return nil
 	}
@@ -158,7 +168,7 @@ func (d *diskFile) zeroInPage(pg, lo, hi int64) error {
 	return err
 }
 
-func (d *diskFile) sealedReadAt(p []byte, off int64) (int, error) {
+func (d *sealedDisk) readAt(p []byte, off int64) (int, error) {
 	s := d.seal
 	b := s.getBuf()
 	defer s.putBuf(b)
@@ -202,21 +212,17 @@ func (d *diskFile) sealedReadAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
-// sealedWriteAt seals the pages of [off, off+len(p)) a batch at a time. The
-// pages at either end that p covers only in part are read, opened, merged
-// with p and sealed again; a hole or a fresh page merges with zeros. Only
-// pages whose slots reach the disk whole count as written.
-func (d *diskFile) sealedWriteAt(p []byte, off int64, acct Accounter, pool *Pool) (int, error) {
+// writeAt seals the pages of [off, off+len(p)) a batch at a time. The pages
+// at either end that p covers only in part are read, opened, merged with p
+// and sealed again; a hole or a fresh page merges with zeros. Only pages
+// whose slots reach the disk whole count as written.
+func (d *sealedDisk) writeAt(p []byte, off int64) (int, error) {
 	end := off + int64(len(p))
-	charged, err := d.charge(off, end, acct)
-	if err != nil {
-		return 0, err
-	}
 	s := d.seal
 	b := s.getBuf()
 	defer s.putBuf(b)
 	first, last := pageSpan(off, end)
-	var added int64
+	var err error
 	done := 0
 	for pg := first; pg <= last && err == nil; {
 		n := min(last-pg+1, sealBatch)
@@ -243,7 +249,7 @@ func (d *diskFile) sealedWriteAt(p []byte, off int64, acct Accounter, pool *Pool
 		}
 		w, werr := d.f.WriteAt(slots[:built*slotSize], pg*slotSize)
 		if whole := int64(w / slotSize); whole > 0 {
-			added += d.pages.setRange(pg, pg+whole-1) * PageSize
+			d.pages.setRange(pg, pg+whole-1)
 			if d.fresh.count > 0 {
 				d.fresh.clearRange(pg, pg+whole-1)
 			}
@@ -254,50 +260,42 @@ func (d *diskFile) sealedWriteAt(p []byte, off int64, acct Accounter, pool *Pool
 		}
 		pg += n
 	}
-	acct.Release(charged - added)
-	pool.diskBytes.Add(added)
 	return done, err
 }
 
-// sealedTruncate zeroes the tail of the new last page if the file shrinks
-// to the middle of a page, then cuts the slots past it. Growing needs no
-// zeroing: the bytes past the size are zeros already.
-func (d *diskFile) sealedTruncate(from, size int64, acct Accounter, pool *Pool) error {
+// truncate zeroes the tail of the new last page if the file shrinks to the
+// middle of a page, then cuts the slots past it.
+func (d *sealedDisk) truncate(size int64) error {
 	keep := (size + PageSize - 1) / PageSize
-	if in := size % PageSize; size < from && in != 0 {
+	if in := size % PageSize; in != 0 {
 		if err := d.zeroInPage(size/PageSize, in, PageSize); err != nil {
 			return err
 		}
 	}
-	if err := d.f.Truncate(keep * slotSize); err != nil {
+	// No slot lies past the pages ever allocated: the disk file need not
+	// be longer (and ext4 refuses a length past 16 TiB).
+	if err := d.f.Truncate(min(keep, d.pages.limit) * slotSize); err != nil {
 		return err
 	}
-	freed := d.pages.clearFrom(keep) * PageSize
+	d.pages.clearFrom(keep)
 	if d.fresh.count > 0 {
 		d.fresh.clearFrom(keep)
 	}
-	acct.Release(freed)
-	pool.diskBytes.Add(-freed)
 	return nil
 }
 
-// sealedPunch frees the slots of the pages [off, end) covers whole, then
-// zeroes the parts of the pages at either end it covers in part. Freeing
-// comes first so that a failure leaves the page set true to the disk.
-func (d *diskFile) sealedPunch(off, end int64, acct Accounter, pool *Pool) error {
-	first := (off + PageSize - 1) / PageSize
-	last := end/PageSize - 1
-	if first <= last {
-		mode := uint32(fallocPunchHole | fallocKeepSize)
-		if err := fallocate(d.f, mode, first*slotSize, (last-first+1)*slotSize); err != nil {
+// punch frees the slots of the pages [off, end) covers whole, then zeroes
+// the parts of the pages at either end it covers in part. Freeing comes
+// first so that a failure leaves the page set true to the disk.
+func (d *sealedDisk) punch(off, end int64) error {
+	if first, last := pagesIn(off, end); first <= last {
+		if err := fallocate(d.f, fallocPunchHole|fallocKeepSize, first*slotSize, (last-first+1)*slotSize); err != nil {
 			return err
 		}
-		freed := d.pages.clearRange(first, last) * PageSize
+		d.pages.clearRange(first, last)
 		if d.fresh.count > 0 {
 			d.fresh.clearRange(first, last)
 		}
-		acct.Release(freed)
-		pool.diskBytes.Add(-freed)
 	}
 	head := off / PageSize
 	if off%PageSize != 0 {
@@ -311,38 +309,28 @@ func (d *diskFile) sealedPunch(off, end int64, acct Accounter, pool *Pool) error
 	return nil
 }
 
-// sealedAllocate reserves the slots of [off, end) on disk and records the
-// pages it adds as fresh: allocated, reading as zeros, with no slot yet.
-// Sealing zeros instead would make a large fallocate cost a full write.
-// The disk file's size never matters here, so keepSize has nothing to do.
-func (d *diskFile) sealedAllocate(off, end int64, acct Accounter, pool *Pool) error {
-	charged, err := d.charge(off, end, acct)
-	if err != nil {
-		return err
-	}
+// allocate reserves the slots of [off, end) on disk and records the pages
+// it adds as fresh: allocated, reading as zeros, with no slot yet. Sealing
+// zeros instead would make a large fallocate cost a full write. The disk
+// file's size never matters here, so keepSize has nothing to do.
+func (d *sealedDisk) allocate(off, end int64, _ bool) error {
 	first, last := pageSpan(off, end)
 	if err := fallocate(d.f, fallocKeepSize, first*slotSize, (last-first+1)*slotSize); err != nil {
-		acct.Release(charged)
 		return err
 	}
-	var added int64
 	for pg := first; pg <= last; pg++ {
 		if !d.pages.has(pg) {
 			d.pages.setRange(pg, pg)
 			d.fresh.setRange(pg, pg)
-			added++
 		}
 	}
-	added *= PageSize
-	acct.Release(charged - added)
-	pool.diskBytes.Add(added)
 	return nil
 }
 
-// sealedCopyFrom seals a RAM file's pages into d, a run of slots per write.
-// The disk file's size is left to follow the slots: the logical size is the
+// copyFrom seals a RAM file's pages into d, a run of slots per write. The
+// disk file's size is left to follow the slots: the logical size is the
 // File's.
-func (d *diskFile) sealedCopyFrom(r *ramPages) error {
+func (d *sealedDisk) copyFrom(r *ramPages, _ int64) error {
 	s := d.seal
 	b := s.getBuf()
 	defer s.putBuf(b)

@@ -19,10 +19,20 @@ func newSealedPool(t testing.TB, threshold, budget int64) *Pool {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	if !p.Encrypted() {
-		t.Fatal("Encrypted() = false")
+	if p.seal == nil {
+		t.Fatal("the pool does not seal")
 	}
 	return p
+}
+
+// sealedOf is the sealed disk tier of f. The caller holds f.mu.
+func sealedOf(t testing.TB, f *File) *sealedDisk {
+	t.Helper()
+	d, ok := f.tier.(*sealedDisk)
+	if !ok {
+		t.Fatalf("file not in a sealed tier: %T", f.tier)
+	}
+	return d
 }
 
 // rawDisk returns the bytes of f's spill file, read through /proc/self/fd
@@ -31,10 +41,7 @@ func rawDisk(t testing.TB, f *File) []byte {
 	t.Helper()
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if f.disk == nil {
-		t.Fatal("file not on disk")
-	}
-	b, err := os.ReadFile("/proc/self/fd/" + strconv.Itoa(int(f.disk.f.Fd())))
+	b, err := os.ReadFile("/proc/self/fd/" + strconv.Itoa(int(diskOf(t, f).f.Fd())))
 	if err != nil {
 		t.Skipf("reading the spill file through /proc: %v", err)
 	}
@@ -46,7 +53,7 @@ func diskSize(t testing.TB, f *File) int64 {
 	t.Helper()
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	st, err := f.disk.f.Stat()
+	st, err := diskOf(t, f).f.Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +65,7 @@ func rawWrite(t testing.TB, f *File, b []byte, off int64) {
 	t.Helper()
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if _, err := f.disk.f.WriteAt(b, off); err != nil {
+	if _, err := diskOf(t, f).f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -68,7 +75,7 @@ func rawRead(t testing.TB, f *File, n int, off int64) []byte {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	b := make([]byte, n)
-	if _, err := io.ReadFull(io.NewSectionReader(f.disk.f, off, int64(n)), b); err != nil {
+	if _, err := io.ReadFull(io.NewSectionReader(diskOf(t, f).f, off, int64(n)), b); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -283,7 +290,7 @@ func TestSealedSlotsBound(t *testing.T) {
 
 	// A slot cut from the end of the file.
 	f.mu.RLock()
-	err := f.disk.f.Truncate(slotSize / 2)
+	err := diskOf(t, f).f.Truncate(slotSize / 2)
 	f.mu.RUnlock()
 	if err != nil {
 		t.Fatal(err)
@@ -389,7 +396,7 @@ func TestSealedFreshPages(t *testing.T) {
 		t.Errorf("SeekHole = %d, %v; fresh pages are data", got, err)
 	}
 	f.mu.RLock()
-	fresh := f.disk.fresh.count
+	fresh := sealedOf(t, f).fresh.count
 	f.mu.RUnlock()
 	if fresh != 1 || f.Allocated() != 3*P || acct.Balance() != 3*P {
 		t.Errorf("fresh pages %d, Allocated %d, charged %d; want 1, %d, %d", fresh, f.Allocated(), acct.Balance(), 3*P, 3*P)
@@ -518,7 +525,7 @@ func TestSealedKeyPerPool(t *testing.T) {
 	g, _ := sealedFile(t, q, 1, 1)
 	f.mu.RLock()
 	g.mu.RLock()
-	ids := [2]uint64{f.disk.id, g.disk.id}
+	ids := [2]uint64{sealedOf(t, f).id, sealedOf(t, g).id}
 	g.mu.RUnlock()
 	f.mu.RUnlock()
 	if ids[0] != ids[1] {
@@ -528,4 +535,32 @@ func TestSealedKeyPerPool(t *testing.T) {
 	if _, err := g.ReadAt(make([]byte, PageSize), 0); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("a slot from another pool: %v", err)
 	}
+}
+
+// TestSealedPunchFailureSettles: a punch that frees the pages it covers
+// whole and then fails on a partial page (here, one whose slot does not
+// open) leaves the file's figures, its accounter and the pool agreeing on
+// what is allocated, so that closing the file credits exactly that.
+func TestSealedPunchFailureSettles(t *testing.T) {
+	const P = PageSize
+	p := newSealedPool(t, 0, 1<<20)
+	acct := newAcct()
+	f := p.NewFile(acct)
+	defer f.Close()
+	if _, err := f.WriteAt(pat(3*P, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, f, nonceSize+10) // page 0
+	// Page 1 whole, then the tail of page 0, which does not open.
+	if err := f.PunchHole(100, 2*P); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("PunchHole into the bad page: %v, want ErrCorrupt", err)
+	}
+	if got, charged, disk := f.Allocated(), acct.Balance(), p.Stats().DiskBytes; got != 2*P || charged != 2*P || disk != 2*P {
+		t.Errorf("after the failed punch: Allocated %d, charged %d, DiskBytes %d; want %d each", got, charged, disk, 2*P)
+	}
+	f.Close()
+	if got, disk := acct.Balance(), p.Stats().DiskBytes; got != 0 || disk != 0 {
+		t.Errorf("after Close: charged %d, DiskBytes %d; want 0", got, disk)
+	}
+	acct.check(t)
 }

@@ -2,6 +2,7 @@ package test
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/spoolfs/spoolfs/spill"
 )
 
 // smallSpillDir mounts a tmpfs of size bytes to serve as a spill directory,
@@ -203,4 +206,82 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 	}
 	waitUsage(t, m, baseline)
+}
+
+// TestSpillLargestFile: a file on a spoolfs may be spill.MaxSize bytes
+// long, spilled in the clear or sealed, and no longer. truncate(2) and
+// fallocate(2) past that are EFBIG, a write across it is cut short there,
+// one at it is EFBIG; reads, writes, fallocate and punches near it work,
+// and huge ranges cost no more than what the file holds.
+// Sizes up to 2^63-1 used to be taken, and an --encrypt-spill daemon then
+// panicked on a read or write at the end (a page's end overflowed): EIO
+// and a stack trace, and a write's charge never given back. The spill dir
+// is a tmpfs, which takes offsets up to 2^63-1 (ext4 stops at 16 TiB).
+func TestSpillLargestFile(t *testing.T) {
+	requireFUSE(t)
+	for name, flags := range map[string][]string{"plain": nil, "sealed": {"--encrypt-spill"}} {
+		t.Run(name, func(t *testing.T) {
+			spillDir := smallSpillDir(t, 16<<20)
+			dir := t.TempDir()
+			args := append([]string{"mount", "-f", "--spill-threshold", "0", "--spill-dir", spillDir}, flags...)
+			d := startDaemon(t, dir, os.Stderr, append(args, dir)...)
+			keep := randBytes(1, 256<<10)
+			writeFile(t, filepath.Join(dir, "keep"), keep)
+
+			f, err := os.OpenFile(filepath.Join(dir, "big"), os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			fd := int(f.Fd())
+			const end = spill.MaxSize
+			wantErrno(t, f.Truncate(math.MaxInt64), syscall.EFBIG, "truncate to 2^63-1")
+			buf := []byte("xxxxxxxxxx")
+			if n, err := unix.Pread(fd, buf, math.MaxInt64-10); n != 0 || err != nil {
+				t.Fatalf("pread at 2^63-11 = %d, %v; want 0, nil (the end of the file)", n, err)
+			}
+			wantErrno(t, f.Truncate(end+1), syscall.EFBIG, "truncate past spill.MaxSize")
+			if err := f.Truncate(end); err != nil {
+				t.Fatalf("truncate to spill.MaxSize: %v", err)
+			}
+			if n, err := unix.Pread(fd, buf, end-10); n != 10 || err != nil || string(buf) != "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" {
+				t.Fatalf("pread of the last 10 bytes = %d, %v, %q; want 10 zeros", n, err, buf[:max(n, 0)])
+			}
+			if n, err := unix.Pwrite(fd, []byte("0123456789"), end-5); n != 5 || err != nil {
+				t.Errorf("pwrite across spill.MaxSize = %d, %v; want 5 (cut short)", n, err)
+			}
+			_, err = unix.Pwrite(fd, []byte("x"), end)
+			wantErrno(t, err, syscall.EFBIG, "pwrite at spill.MaxSize")
+			if n, err := unix.Pread(fd, buf, end-10); n != 10 || err != nil || string(buf) != "\x00\x00\x00\x00\x0001234" {
+				t.Errorf("pread back = %d, %v, %q", n, err, buf[:max(n, 0)])
+			}
+			wantErrno(t, unix.Fallocate(fd, 0, end-4096, 8192), syscall.EFBIG, "fallocate past spill.MaxSize")
+			if err := unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, end-3*4096, 4096); err != nil {
+				t.Errorf("fallocate near spill.MaxSize: %v", err)
+			}
+			if err := unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, end-4096, 4096); err != nil {
+				t.Errorf("punching the last page: %v", err)
+			}
+			if n, err := unix.Pread(fd, buf, end-10); n != 10 || err != nil || string(buf) != "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" {
+				t.Errorf("pread after the punch = %d, %v, %q; want 10 zeros", n, err, buf[:max(n, 0)])
+			}
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil || st.Size != end || st.Blocks != 4096/512 {
+				t.Errorf("fstat: %v, size %d, %d blocks; want %d, 8 (the page fallocate added)", err, st.Size, st.Blocks, int64(end))
+			}
+			// Huge ranges cost what the file holds, not their length: a
+			// petabyte is refused at once (the mount is smaller), and the
+			// whole file is punched at once.
+			wantErrno(t, unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, 0, 1<<50), syscall.ENOSPC, "fallocate of a petabyte")
+			if err := unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, end); err != nil {
+				t.Errorf("punching the whole file: %v", err)
+			}
+			if err := unix.Fstat(fd, &st); err != nil || st.Size != end || st.Blocks != 0 {
+				t.Errorf("fstat after punching it all: %v, size %d, %d blocks; want %d, 0", err, st.Size, st.Blocks, int64(end))
+			}
+			f.Close()
+			checkContent(t, filepath.Join(dir, "keep"), keep)
+			stopDaemon(t, d)
+		})
+	}
 }
