@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -151,7 +152,7 @@ func (t *sessionTable) Run(ctx context.Context) {
 // when it would end for idleness, is queued again instead.
 func (t *sessionTable) expireDue(now time.Time) {
 	t.mu.Lock()
-	due := t.queue.PopDue(now)
+	due := t.queue.PopDue(now, math.MaxInt)
 	t.mu.Unlock()
 	for _, s := range due {
 		s.mu.Lock()
