@@ -167,7 +167,11 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 	}
 	ctx, stopExpiry := context.WithCancel(context.Background())
 	defer stopExpiry()
-	go fsys.RunExpiry(ctx)
+	expiryDone := make(chan struct{})
+	go func() {
+		defer close(expiryDone)
+		fsys.RunExpiry(ctx)
+	}()
 	go trimMemory(ctx, fsys.Pool())
 	if tuner != nil {
 		go tuner.run(ctx)
@@ -190,6 +194,7 @@ func serve(p *mountPlan, _ *os.File, stderr io.Writer) int {
 	server.Wait()
 	once.Do(func() { notify.send("STOPPING=1", "STATUS=unmounted "+p.dir) })
 	stopExpiry()
+	<-expiryDone // an expiry under way finishes before Close frees the rest
 	met.close()
 	if err := fsys.Close(); err != nil {
 		logger.Error("freeing spilled data", "err", err)
