@@ -600,6 +600,7 @@ func TestSessionOwnerExit(t *testing.T) {
 	m := mountSessions(t, sessOpts{})
 	s := m.mkSession("owned")
 	sessWriteN(t, filepath.Join(s, "f"), 4096)
+	m.waitOpens(m.mustSession("owned"), 0) // or the end finds f still open
 	sleep := exec.Command("sleep", "600")
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)
@@ -1213,6 +1214,10 @@ func TestSessionRacePolicy(t *testing.T) {
 	m := mountSessions(t, sessOpts{policy: SessionPolicy{TTL: time.Hour, Idle: time.Hour}})
 	s := m.mkSession("p")
 	sessWriteN(t, filepath.Join(s, "f"), 4096)
+	// The kernel sends RELEASE after close(2) has returned; until it is
+	// served the file is open, and the end would log its bytes as still
+	// open rather than freed.
+	m.waitOpens(m.mustSession("p"), 0)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var bad atomic.Value
@@ -1680,6 +1685,7 @@ func TestSessionPolicyRules(t *testing.T) {
 			t.Errorf("uid %d writing in a 0777 session: %v %s", user, err, out)
 		}
 	})
+	m.waitOpens(m.mustSession("rules"), 0) // or the end finds by-user still open
 
 	if err := os.Chown(s, user, user); err != nil {
 		t.Fatal(err)
