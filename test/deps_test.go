@@ -28,9 +28,9 @@ if [ -n "$FAKE_APT_FAIL" ]; then echo "$FAKE_APT_FAIL" >&2; exit 100; fi
 
 // runDeps runs scripts/deps where fusermount3, getfattr and fio are
 // missing and apt-get is fakeApt, whose first busy updates find the lists
-// lock held by another apt. It returns the script's output and error, and
-// apt-get's calls.
-func runDeps(t *testing.T, busy int, env ...string) (string, error, []string) {
+// lock held by another apt. It returns the script's output, apt-get's
+// calls, and the script's error.
+func runDeps(t *testing.T, busy int, env ...string) (string, []string, error) {
 	t.Helper()
 	dir := t.TempDir()
 	bin, gopath := filepath.Join(dir, "bin"), filepath.Join(dir, "gopath")
@@ -70,13 +70,13 @@ func runDeps(t *testing.T, busy int, env ...string) (string, error, []string) {
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	calls, _ := os.ReadFile(log)
-	return string(out), err, strings.Split(strings.TrimSpace(string(calls)), "\n")
+	return string(out), strings.Split(strings.TrimSpace(string(calls)), "\n"), err
 }
 
 // TestDepsWaitsForApt: while another apt-get holds its lock, scripts/deps
 // waits for it (make test used to fail at once), and says what it installs.
 func TestDepsWaitsForApt(t *testing.T) {
-	out, err, calls := runDeps(t, 2)
+	out, calls, err := runDeps(t, 2)
 	if err != nil {
 		t.Fatalf("scripts/deps: %v\n%s", err, out)
 	}
@@ -105,7 +105,7 @@ func TestDepsWaitsForApt(t *testing.T) {
 // failure of apt-get update, fails the script with apt's own message.
 func TestDepsGivesUp(t *testing.T) {
 	start := time.Now()
-	out, err, calls := runDeps(t, 1<<30, "APT_LOCK_WAIT=2")
+	out, calls, err := runDeps(t, 1<<30, "APT_LOCK_WAIT=2")
 	if err == nil || !strings.Contains(out, "Could not get lock /var/lib/apt/lists/lock") {
 		t.Errorf("lock held for ever: %v\n%s", err, out)
 	}
@@ -116,7 +116,7 @@ func TestDepsGivesUp(t *testing.T) {
 		t.Errorf("installed without the lists: %q", calls)
 	}
 
-	out, err, calls = runDeps(t, 0, "FAKE_APT_FAIL=E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease")
+	out, calls, err = runDeps(t, 0, "FAKE_APT_FAIL=E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease")
 	if err == nil || !strings.Contains(out, "Failed to fetch") {
 		t.Errorf("update failing: %v\n%s", err, out)
 	}
