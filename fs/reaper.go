@@ -8,10 +8,10 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 )
 
-// reaper tells the kernel of sessions that have ended: that their names
-// and every entry inside are gone (NOTIFY_DELETE), once it has taken the
-// entries out of go-fuse's tree. The end itself has freed the bytes and
-// hidden the names already; this is the rest, and most of the work.
+// reaper tells the kernel of sessions that have ended that their names and
+// every entry inside are gone (NOTIFY_DELETE), and takes the entries out of
+// go-fuse's tree. The end itself has freed the bytes and hidden the names
+// already; this is the rest, and most of the work.
 //
 // It runs on a goroutine of its own, so that the expiry loop is free to
 // end the next session at once, and it leaves the machine to others: sent
