@@ -4,6 +4,7 @@ package fs
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -342,5 +343,27 @@ func probe(dir string) error {
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// TestSessionMassExpiryUnmount: the mount goes while the reaper is still
+// telling the kernel of a thousand sessions that ended; the unmount does
+// not wait for it, and everything is freed all the same.
+func TestSessionMassExpiryUnmount(t *testing.T) {
+	var m *sessMount
+	t.Cleanup(func() { // after the unmount and Close that mountSessions registers
+		if st := m.pool.Stats(); st.Files != 0 || st.RAMBytes != 0 || st.DiskBytes != 0 {
+			t.Errorf("after Close the pool still holds %+v", st)
+		}
+		if _, err := os.Stat(m.pool.Dir()); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("spill directory after Close: %v", err)
+		}
+	})
+	m = mountSessions(t, sessOpts{policy: SessionPolicy{TTL: time.Hour}, spillAll: true})
+	makeDueSessions(t, m, 1000)
+	m.clock.Advance(time.Hour + time.Second)
+	m.f.sessions.expireDue(m.clock.Now())
+	if m.f.sessions.reaper.idle() {
+		t.Log("the reaper was done before the unmount: nothing cut short")
 	}
 }
