@@ -77,10 +77,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzMountOptions$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./cmd/spoolfs/
 	$(GO) test -run='^$$' -fuzz='^FuzzDuration$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./cmd/spoolfs/
 
-# Go micro-benchmarks of the hot paths, then scripts/bench: spoolfs side by
-# side with tmpfs and the raw disk (needs root, fio, hyperfine, time).
+# Go micro-benchmarks of the hot paths, what a mass expiry costs other
+# requests, then scripts/bench: spoolfs side by side with tmpfs and the raw
+# disk (needs root, fio, hyperfine, time).
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./spill/ ./quota/ ./fs/expiry/ ./cmd/spoolfs/
+	$(GO) test -run='^$$' -bench=SessionMassExpiry -benchtime=1x -cpu=1,2 ./fs/
 	./scripts/bench
 
 clean:

@@ -41,16 +41,17 @@
 // # Lock order
 //
 // session.gate (shared by operations that change a session's tree,
-// exclusive while it ends) is taken before session.mu and before any
-// file's fill lock, which is taken before its attrs.mu and before the
-// locks inside its spill.File. A node's attrs.xmu (its extended attributes
-// and their charge) is taken after the gate and before its attrs.mu, never
-// with another node's xmu or fill lock, and is held while the charge is
-// made: the quota's lock and the pool's, and, when the pool evicts, other
-// files' spill locks, which it takes with TryLock only. attrs.mu is never
-// held while another node's is taken, except a directory's during the
-// creation of its child (initAttrs reads the parent's setgid bit), parent
-// first. sessionTable.mu and cacheKeeper.mu are leaves: nothing else is
+// exclusive while a session is marked ended) is taken before session.mu
+// and before any file's fill lock, which is taken before its attrs.mu and
+// before the locks inside its spill.File. A node's attrs.xmu (its extended
+// attributes and their charge) is taken after the gate and before its
+// attrs.mu, never with another node's xmu or fill lock, and is held while
+// the charge is made: the quota's lock and the pool's, and, when the pool
+// evicts, other files' spill locks, which it takes with TryLock only.
+// attrs.mu is never held while another node's is taken, except a
+// directory's during the creation of its child (initAttrs reads the
+// parent's setgid bit), parent first. sessionTable.mu, cacheKeeper.mu and
+// reaper.mu are leaves: nothing else is
 // taken while they are held.
 //
 // # Deadlocks
@@ -58,8 +59,8 @@
 // A notification to the kernel (NotifyDelete, NotifyContent, NotifyEntry)
 // may wait for locks the kernel holds while a request of ours is in
 // flight, so notifications are never sent from a request handler or with
-// a lock held: session ends send them after releasing the gate, from the
-// expiry goroutine; cache drops go through the cacheKeeper's goroutine.
+// a lock held: the reaper's goroutine sends those of session ends, cache
+// drops go through the cacheKeeper's goroutine.
 // The one exception is the cacheFiller's NOTIFY_STORE, sent from its own
 // goroutine with the file's fill lock held, which is what keeps a change
 // from slipping in between the read of a piece and its store. A store waits
@@ -76,4 +77,10 @@
 // go-fuse serves requests on several goroutines. Operations on different
 // files run in parallel; one file's reads run in parallel with each other
 // and are serialised with its writes inside spill.
+//
+// Work outside requests competes with them for the CPU, and the daemon
+// often runs Go code on one CPU. So the long runs of it, thousands of
+// sessions ending at once, give way every few steps (pacer): a session
+// end hides the session and frees its bytes at once, and the reaper tells
+// the kernel later, working at most half of the time.
 package fs

@@ -94,7 +94,8 @@ func New(cfg Config) (*FS, error) {
 // Root is the node to hand to go-fuse's fs.Mount.
 func (f *FS) Root() gofs.InodeEmbedder { return f.root }
 
-// RunExpiry ends sessions as their deadlines pass, until ctx is done.
+// RunExpiry ends sessions as their deadlines pass, until ctx is done. Close
+// must wait for it to return, so that it is not freeing sessions then.
 func (f *FS) RunExpiry(ctx context.Context) { f.sessions.Run(ctx) }
 
 // Pool is the byte store behind the mount.
@@ -175,6 +176,7 @@ func satAdd(a, b int64) int64 {
 // once it is unmounted: files still open when a busy mount was cut off
 // included.
 func (f *FS) Close() error {
+	f.sessions.reaper.close()
 	f.pids.Close()
 	f.filler.close()
 	f.cache.close()

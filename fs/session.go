@@ -71,6 +71,7 @@ type sessionTable struct {
 	fsys     *FS
 	defaults control.SessionPolicy
 	kick     chan struct{} // wakes the expiry loop after a deadline moved
+	reaper   *reaper
 
 	mu sync.Mutex
 	// Guarded by mu:
@@ -79,7 +80,7 @@ type sessionTable struct {
 }
 
 func newSessionTable(f *FS, defaults control.SessionPolicy) *sessionTable {
-	return &sessionTable{fsys: f, defaults: defaults, kick: make(chan struct{}, 1),
+	return &sessionTable{fsys: f, defaults: defaults, kick: make(chan struct{}, 1), reaper: newReaper(),
 		queue: expiry.New[*session](), live: make(map[*session]struct{})}
 }
 
@@ -134,41 +135,70 @@ func (t *sessionTable) Run(ctx context.Context) {
 // expireDue ends every session whose deadline has passed at now. A session
 // that was active since its deadline was queued, or that has files open
 // when it would end for idleness, is queued again instead.
+//
+// Thousands of sessions may be due at once (their owner exited, say). They
+// leave the queue a batch at a time, so that t.mu is never held for long;
+// each is ended at once, which hides it and frees its bytes, and the
+// kernel is told afterwards by the reaper; a pacer lets requests in all
+// along.
 func (t *sessionTable) expireDue(now time.Time) {
-	t.mu.Lock()
-	due := t.queue.PopDue(now)
-	t.mu.Unlock()
-	for _, s := range due {
-		s.mu.Lock()
-		at, why := s.deadlineLocked()
-		s.mu.Unlock()
-		switch {
-		case why == "":
-			continue // the policy changed to "never"
-		case why == control.ReasonIdle && s.opens.Load() > 0:
-			s.touch()
-			t.schedule(s)
-		case at.After(now):
-			t.schedule(s)
-		default:
-			t.end(s, why)
+	var p pacer
+	for {
+		t.mu.Lock()
+		due := t.queue.PopDue(now, expireBatch)
+		t.mu.Unlock()
+		if len(due) == 0 {
+			return
 		}
+		var ended []endedSession
+		for _, s := range due {
+			if e, ok := t.expire(s, now, &p); ok {
+				ended = append(ended, e)
+			}
+			p.step()
+		}
+		t.reaper.add(ended)
 	}
 }
 
-// end removes the session from the root in one step, frees everything in
-// it that is not open, and tells the kernel to forget the names. Files
-// still open keep working, charged to the session, until their last close.
+// expireBatch is how many sessions expireDue takes from the queue at once.
+const expireBatch = 64
+
+// expire ends s if it is due at now, or queues it again.
+func (t *sessionTable) expire(s *session, now time.Time, p *pacer) (endedSession, bool) {
+	s.mu.Lock()
+	at, why := s.deadlineLocked()
+	s.mu.Unlock()
+	switch {
+	case why == "":
+		// the policy changed to "never"
+	case why == control.ReasonIdle && s.opens.Load() > 0:
+		s.touch()
+		t.schedule(s)
+	case at.After(now):
+		t.schedule(s)
+	default:
+		return t.end(s, why, p)
+	}
+	return endedSession{}, false
+}
+
+// end removes the session from the root in one step and frees everything
+// in it that is not open; the caller then has the reaper tell the kernel.
+// Files still open keep working, charged to the session, until their last
+// close.
 //
 // What is freed comes from the session's register of nodes, not from the
 // tree: go-fuse adds a new entry to its tree only after our handler has
 // returned, so an entry made just before the end may not be in the tree
-// yet, but it is in the register.
-func (t *sessionTable) end(s *session, why string) {
+// yet, but it is in the register. The gate is held only to mark the
+// session ended and take the register: no operation that could add to it
+// gets past the gate afterwards.
+func (t *sessionTable) end(s *session, why string, p *pacer) (endedSession, bool) {
 	s.gate.Lock()
 	if s.ended.Load() {
 		s.gate.Unlock()
-		return
+		return endedSession{}, false
 	}
 	// The name first: once ended is set, a lookup racing us may take the
 	// entry out of the root itself (see child), and then the kernel would
@@ -179,26 +209,22 @@ func (t *sessionTable) end(s *session, why string) {
 	if root != nil {
 		root.RmChild(name)
 	}
-	removed := detachEntries(&s.dir.Inode)
-	for _, nd := range s.takeNodes() {
-		nd.endOfSession()
-	}
-	s.dir.dropLinkQuiet()
+	nodes := s.takeNodes()
 	s.gate.Unlock()
 
+	for _, nd := range nodes {
+		nd.endOfSession()
+		p.step()
+	}
+	s.dir.dropLinkQuiet()
 	t.forget(s)
-	if root != nil {
-		root.NotifyDelete(name, &s.dir.Inode)
-	}
-	for _, r := range removed {
-		r.parent.NotifyDelete(r.name, r.child)
-	}
 	after := s.acct.Usage()
 	s.maybeClose()
 	t.fsys.log.Info("session ended", "session", name, "reason", why,
 		"bytes_freed", max(before.Bytes-after.Bytes, 0), "inodes_freed", max(before.Inodes-after.Inodes, 0),
 		"bytes_still_open", after.Bytes)
 	t.fsys.obs.SessionEnded(why)
+	return endedSession{root: root, name: name, dir: &s.dir.Inode}, true
 }
 
 // register records a new node inside the session.
@@ -226,13 +252,10 @@ func (s *session) liveNodes() []node {
 }
 
 // takeNodes empties the register and returns what it held.
-func (s *session) takeNodes() []node {
+func (s *session) takeNodes() map[uint64]node {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	nodes := make([]node, 0, len(s.nodes))
-	for _, nd := range s.nodes {
-		nodes = append(nodes, nd)
-	}
+	nodes := s.nodes
 	s.nodes = nil
 	return nodes
 }
@@ -268,7 +291,7 @@ type removedEntry struct {
 // detachEntries takes every entry below dir out of the tree, depth first
 // without recursion, and returns them so that the kernel can be told once
 // no lock is held.
-func detachEntries(dir *gofs.Inode) []removedEntry {
+func detachEntries(dir *gofs.Inode, p *pacer) []removedEntry {
 	var removed []removedEntry
 	stack := []*gofs.Inode{dir}
 	for len(stack) > 0 {
@@ -277,6 +300,7 @@ func detachEntries(dir *gofs.Inode) []removedEntry {
 		for name, ch := range d.Children() {
 			d.RmChild(name)
 			removed = append(removed, removedEntry{d, name, ch})
+			p.step()
 			if ch.IsDir() {
 				stack = append(stack, ch)
 			}

@@ -79,11 +79,12 @@ type sessOpts struct {
 	spillAll  bool  // spill every byte (threshold 0)
 	deadline  time.Duration
 	cache     int64 // page cache budget of closed files (Config.CacheBudget)
+	observer  Observer
 }
 
 // sessMount is an in-process mount with a fake clock.
 type sessMount struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	f     *FS
 	pool  *spill.Pool
@@ -96,7 +97,7 @@ type sessMount struct {
 // sessBaseline is an empty mount: the root directory's inode.
 var sessBaseline = quota.Usage{Bytes: 0, Inodes: 1}
 
-func sessRequireFUSE(t *testing.T) {
+func sessRequireFUSE(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount FUSE")
@@ -106,7 +107,7 @@ func sessRequireFUSE(t *testing.T) {
 	}
 }
 
-func mountSessions(t *testing.T, o sessOpts) *sessMount {
+func mountSessions(t testing.TB, o sessOpts) *sessMount {
 	t.Helper()
 	sessRequireFUSE(t)
 	if o.deadline == 0 {
@@ -124,7 +125,7 @@ func mountSessions(t *testing.T, o sessOpts) *sessMount {
 	clock := newSessClock()
 	logs := &sessLogBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	f, err := New(Config{Pool: pool, Quota: root, RootMode: 0o1777, Sessions: o.policy, Logger: logger, Now: clock.Now, CacheBudget: o.cache})
+	f, err := New(Config{Pool: pool, Quota: root, RootMode: 0o1777, Sessions: o.policy, Logger: logger, Now: clock.Now, CacheBudget: o.cache, Observer: o.observer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func mountSessions(t *testing.T, o sessOpts) *sessMount {
 	return m
 }
 
-func sessUnmount(t *testing.T, server *fuse.Server, dir string, conn uint32) {
+func sessUnmount(t testing.TB, server *fuse.Server, dir string, conn uint32) {
 	done := make(chan error, 1)
 	go func() { done <- server.Unmount() }()
 	select {
@@ -222,8 +223,19 @@ func (m *sessMount) mustSession(name string) *session {
 	return s
 }
 
-// expire runs what the expiry loop would at the clock's current time.
-func (m *sessMount) expire() { m.f.sessions.expireDue(m.clock.Now()) }
+// expire runs what the expiry loop would at the clock's current time, and
+// waits until the kernel has heard of every session it ended.
+func (m *sessMount) expire() {
+	m.f.sessions.expireDue(m.clock.Now())
+	m.waitReaped()
+}
+
+// waitReaped waits until the reaper has told the kernel of every session
+// that ended.
+func (m *sessMount) waitReaped() {
+	m.t.Helper()
+	sessPoll(m.t, time.Minute, "the kernel told of every ended session", m.f.sessions.reaper.idle)
+}
 
 // advance moves the clock and runs expiry.
 func (m *sessMount) advance(d time.Duration) {
@@ -589,6 +601,7 @@ func TestSessionOwnerExit(t *testing.T) {
 	m := mountSessions(t, sessOpts{})
 	s := m.mkSession("owned")
 	sessWriteN(t, filepath.Join(s, "f"), 4096)
+	m.waitOpens(m.mustSession("owned"), 0) // or the end finds f still open
 	sleep := exec.Command("sleep", "600")
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)
@@ -1274,6 +1287,10 @@ func TestSessionRacePolicy(t *testing.T) {
 	m := mountSessions(t, sessOpts{policy: control.SessionPolicy{TTL: time.Hour, Idle: time.Hour}})
 	s := m.mkSession("p")
 	sessWriteN(t, filepath.Join(s, "f"), 4096)
+	// The kernel sends RELEASE after close(2) has returned; until it is
+	// served the file is open, and the end would log its bytes as still
+	// open rather than freed.
+	m.waitOpens(m.mustSession("p"), 0)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var bad atomic.Value
@@ -1741,6 +1758,7 @@ func TestSessionPolicyRules(t *testing.T) {
 			t.Errorf("uid %d writing in a 0777 session: %v %s", user, err, out)
 		}
 	})
+	m.waitOpens(m.mustSession("rules"), 0) // or the end finds by-user still open
 
 	if err := os.Chown(s, user, user); err != nil {
 		t.Fatal(err)

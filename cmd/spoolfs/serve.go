@@ -183,7 +183,11 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 	}
 	ctx, stopExpiry := context.WithCancel(context.Background())
 	defer stopExpiry()
-	go fsys.RunExpiry(ctx)
+	expiryDone := make(chan struct{})
+	go func() {
+		defer close(expiryDone)
+		fsys.RunExpiry(ctx)
+	}()
 	go trimMemory(ctx, fsys.Pool())
 	if tuner != nil {
 		go tuner.run(ctx)
@@ -206,6 +210,7 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 	server.Wait()
 	once.Do(func() { notify.send("STOPPING=1", "STATUS=unmounted "+c.dir) })
 	stopExpiry()
+	<-expiryDone // an expiry under way finishes before Close frees the rest
 	met.close()
 	if err := fsys.Close(); err != nil {
 		logger.Error("freeing spilled data", "err", err)

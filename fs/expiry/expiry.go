@@ -71,10 +71,11 @@ func (q *Queue[K]) Next() (time.Time, bool) {
 }
 
 // PopDue removes and returns the keys whose deadline is at or before now,
-// earliest first.
-func (q *Queue[K]) PopDue(now time.Time) []K {
+// earliest first, at most limit of them: a caller that pops in batches
+// holds its lock for one batch at a time.
+func (q *Queue[K]) PopDue(now time.Time, limit int) []K {
 	var due []K
-	for len(q.h) > 0 && !q.h[0].deadline.After(now) {
+	for len(due) < limit && len(q.h) > 0 && !q.h[0].deadline.After(now) {
 		e := heap.Pop(&q.h).(*entry[K])
 		delete(q.index, e.key)
 		due = append(due, e.key)

@@ -1,6 +1,7 @@
 package expiry
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -13,10 +14,11 @@ func at(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
 
 // op is one step of a table test.
 type op struct {
-	kind string // "set", "remove", "pop"
-	key  string
-	sec  int // deadline for set, now for pop
-	want []string
+	kind  string // "set", "remove", "pop"
+	key   string
+	sec   int // deadline for set, now for pop
+	limit int // most keys a pop may return; 0: no limit
+	want  []string
 }
 
 func TestQueueTable(t *testing.T) {
@@ -107,6 +109,18 @@ func TestQueueTable(t *testing.T) {
 			wantLen: 1, wantNext: 50,
 		},
 		{
+			name: "a limit pops the earliest and leaves the rest due",
+			ops: []op{
+				{kind: "set", key: "c", sec: 30},
+				{kind: "set", key: "a", sec: 10},
+				{kind: "set", key: "d", sec: 40},
+				{kind: "set", key: "b", sec: 20},
+				{kind: "pop", sec: 35, limit: 2, want: []string{"a", "b"}},
+				{kind: "pop", sec: 35, limit: 2, want: []string{"c"}},
+			},
+			wantLen: 1, wantNext: 40,
+		},
+		{
 			name: "a deadline long past is due at once",
 			ops: []op{
 				{kind: "set", key: "a", sec: 10},
@@ -132,7 +146,11 @@ func TestQueueTable(t *testing.T) {
 						t.Fatalf("op %d: %q still has a deadline after Remove", i, o.key)
 					}
 				case "pop":
-					got := q.PopDue(at(o.sec))
+					limit := o.limit
+					if limit == 0 {
+						limit = math.MaxInt
+					}
+					got := q.PopDue(at(o.sec), limit)
 					if !slices.Equal(got, o.want) {
 						t.Fatalf("op %d: PopDue(%d) = %q, want %q", i, o.sec, got, o.want)
 					}
@@ -179,15 +197,19 @@ func TestQueueModel(t *testing.T) {
 				delete(model, k)
 			case x < 95:
 				now += r.IntN(60)
-				got := q.PopDue(at(now))
+				limit := math.MaxInt
+				if r.IntN(2) == 0 {
+					limit = 1 + r.IntN(8)
+				}
+				got := q.PopDue(at(now), limit)
 				var want []int
 				for k, d := range model {
 					if !d.After(at(now)) {
 						want = append(want, k)
 					}
 				}
-				if len(got) != len(want) {
-					t.Fatalf("seed %d step %d: PopDue(%d) gave %d keys, model %d", seed, step, now, len(got), len(want))
+				if len(got) != min(len(want), limit) {
+					t.Fatalf("seed %d step %d: PopDue(%d, %d) gave %d keys, model %d due", seed, step, now, limit, len(got), len(want))
 				}
 				for i, k := range got {
 					d, ok := model[k]
@@ -202,8 +224,15 @@ func TestQueueModel(t *testing.T) {
 							seed, step, k, d, got[i-1], model[got[i-1]])
 					}
 				}
+				var last time.Time // the latest deadline popped
 				for _, k := range got {
+					last = model[k]
 					delete(model, k)
+				}
+				for k, d := range model { // what a limit left behind is not earlier
+					if d.Before(last) {
+						t.Fatalf("seed %d step %d: PopDue(%d, %d) left %d due at %v, before %v", seed, step, now, limit, k, d, last)
+					}
 				}
 			default:
 				k := r.IntN(keys)
@@ -240,7 +269,7 @@ func TestQueueIdleAllocatesNothing(t *testing.T) {
 	}
 	allocs := testing.AllocsPerRun(100, func() {
 		q.Next()
-		q.PopDue(at(0))
+		q.PopDue(at(0), math.MaxInt)
 		q.Deadline(5)
 	})
 	if allocs != 0 {
@@ -319,7 +348,7 @@ func BenchmarkQueue100k(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			next, _ := q.Next()
-			due := q.PopDue(next)
+			due := q.PopDue(next, math.MaxInt)
 			for _, k := range due {
 				latest++
 				q.Set(k, at(latest))
@@ -339,7 +368,7 @@ func BenchmarkQueue100k(b *testing.B) {
 				b.StartTimer()
 			}
 			next, _ := q.Next()
-			popped += len(q.PopDue(next.Add(time.Second)))
+			popped += len(q.PopDue(next.Add(time.Second), math.MaxInt))
 		}
 		_ = popped
 	})
@@ -364,7 +393,7 @@ func BenchmarkQueueIdle100k(b *testing.B) {
 	b.Run("PopDue/nothing", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if due := q.PopDue(at(0)); len(due) != 0 {
+			if due := q.PopDue(at(0), math.MaxInt); len(due) != 0 {
 				b.Fatal("something was due")
 			}
 		}
