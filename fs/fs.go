@@ -12,6 +12,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/spoolfs/spoolfs/fs/control"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 	"github.com/spoolfs/spoolfs/fs/proc"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
@@ -114,8 +115,8 @@ func (f *FS) Options() *gofs.Options {
 		// 0644 or 0755, and default_permissions enforces that.
 		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
-			FsName:       fsName,
-			Name:         fsName,
+			FsName:       mounts.FSName,
+			Name:         mounts.FSName,
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
 			// Every change to a file's bytes goes through the kernel, so

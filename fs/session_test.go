@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/spoolfs/spoolfs/fs/control"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
@@ -145,12 +146,12 @@ func mountSessions(t testing.TB, o sessOpts) *sessMount {
 		t.Fatalf("mount: %v", err)
 	}
 	m := &sessMount{t: t, dir: dir, f: f, pool: pool, root: root, clock: clock, logs: logs}
-	if m.conn, err = ConnectionID(dir); err != nil {
+	if m.conn, err = mounts.ConnectionID(dir); err != nil {
 		t.Fatal(err)
 	}
 	watchdog := time.AfterFunc(o.deadline, func() {
 		t.Errorf("test ran past its %v deadline: aborting the FUSE connection", o.deadline)
-		Abort(m.conn)
+		mounts.Abort(m.conn)
 	})
 	t.Cleanup(func() {
 		watchdog.Stop()
@@ -172,12 +173,12 @@ func sessUnmount(t testing.TB, server *fuse.Server, dir string, conn uint32) {
 	case err := <-done:
 		if err != nil {
 			t.Errorf("unmount: %v; detaching", err)
-			Unmount(dir)
+			mounts.Unmount(dir)
 		}
 	case <-time.After(20 * time.Second):
 		t.Errorf("unmount of %s hung: aborting", dir)
-		Abort(conn)
-		Unmount(dir)
+		mounts.Abort(conn)
+		mounts.Unmount(dir)
 	}
 	server.Wait()
 }
@@ -954,7 +955,7 @@ func (m *sessMount) finish(done <-chan struct{}, what string) {
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		Abort(m.conn)
+		mounts.Abort(m.conn)
 		m.t.Fatalf("%s did not stop: deadlock? (connection aborted)", what)
 	}
 }
@@ -1190,7 +1191,7 @@ func TestSessionRaceListRoot(t *testing.T) {
 			select {
 			case <-done:
 			case <-time.After(20 * time.Second):
-				Abort(m.conn)
+				mounts.Abort(m.conn)
 				return
 			}
 		}
@@ -1267,7 +1268,7 @@ func TestSessionRaceRmdirAndExpiry(t *testing.T) {
 				t.Fatalf("rmdir racing the end: %v, want success or ENOENT", err)
 			}
 		case <-time.After(20 * time.Second):
-			Abort(m.conn)
+			mounts.Abort(m.conn)
 			t.Fatal("rmdir hung")
 		}
 		m.wantGone(name)
@@ -1449,7 +1450,7 @@ func TestSessionRaceMmap(t *testing.T) {
 		exited := make(chan error, 1)
 		kill := func(why string) {
 			child.Process.Kill()
-			Abort(m.conn)
+			mounts.Abort(m.conn)
 			t.Fatalf("mmap child: %s\nstderr: %s", why, stderr.String())
 		}
 		select {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 )
 
 // builtBinary is one build of cmd/spoolfs, made once per test run.
@@ -162,7 +162,7 @@ func mountWith(t *testing.T, bin string, extra ...string) *binaryMount {
 	if code != 0 {
 		t.Fatalf("spoolfs %v: exit %d: %s", args, code, stderr)
 	}
-	if !spoolfs.IsMounted(m.Dir) {
+	if !mounts.IsMounted(m.Dir) {
 		t.Fatalf("spoolfs mount returned 0 but %s is not mounted", m.Dir)
 	}
 	m.PID = daemonPID(m.Dir)
@@ -170,14 +170,14 @@ func mountWith(t *testing.T, bin string, extra ...string) *binaryMount {
 		t.Fatalf("no daemon found for %s", m.Dir)
 	}
 	t.Cleanup(func() {
-		if spoolfs.IsMounted(m.Dir) {
+		if mounts.IsMounted(m.Dir) {
 			// Abort only a connection that is still ours after the
 			// unmount: connection numbers are reused at once, so a
 			// late abort could cut off somebody else's new mount.
-			id, idErr := spoolfs.ConnectionID(m.Dir)
-			spoolfs.Unmount(m.Dir)
-			if idErr == nil && spoolfs.IsMounted(m.Dir) {
-				spoolfs.Abort(id)
+			id, idErr := mounts.ConnectionID(m.Dir)
+			mounts.Unmount(m.Dir)
+			if idErr == nil && mounts.IsMounted(m.Dir) {
+				mounts.Abort(id)
 			}
 		}
 		m.waitGone(t)

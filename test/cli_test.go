@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 )
 
 // TestCLIMountUmount is the user's path: mount returns once the mount
@@ -114,8 +114,8 @@ func TestCLIBadInput(t *testing.T) {
 			if strings.Contains(stderr, "panic") || strings.Contains(stderr, "goroutine") {
 				t.Errorf("panic: %s", stderr)
 			}
-			if spoolfs.IsMounted(dir) {
-				spoolfs.Unmount(dir)
+			if mounts.IsMounted(dir) {
+				mounts.Unmount(dir)
 				t.Fatal("a bad invocation mounted something")
 			}
 		})
@@ -170,8 +170,8 @@ func TestCLINoAccidentalUnlimited(t *testing.T) {
 func wantRefused(t *testing.T, dir, flag string, args ...string) {
 	t.Helper()
 	code, _, stderr := runSpoolfs(t, args...)
-	if spoolfs.IsMounted(dir) {
-		spoolfs.Unmount(dir)
+	if mounts.IsMounted(dir) {
+		mounts.Unmount(dir)
 		t.Errorf("%q mounted %s", args, dir)
 	}
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
@@ -236,8 +236,8 @@ func TestCLIUnsafeSpillDir(t *testing.T) {
 				t.Setenv("TMPDIR", c.tmpdir)
 			}
 			code, _, stderr := runSpoolfs(t, args...)
-			if spoolfs.IsMounted(c.mountpoint) {
-				spoolfs.Unmount(c.mountpoint)
+			if mounts.IsMounted(c.mountpoint) {
+				mounts.Unmount(c.mountpoint)
 				t.Fatal("mounted with an unsafe spill directory")
 			}
 			if code != 2 {
@@ -318,7 +318,7 @@ func TestCLIKilledDaemon(t *testing.T) {
 			}
 			m.waitGone(t)
 			var st syscall.Stat_t
-			if err := syscall.Stat(m.Dir, &st); !spoolfs.IsDeadMountError(err) {
+			if err := syscall.Stat(m.Dir, &st); !mounts.IsDeadMountError(err) {
 				t.Fatalf("stat of the dead mount: %v, want ENOTCONN or ECONNABORTED", err)
 			}
 			// The spill file had no name: only the empty private
@@ -342,7 +342,7 @@ func TestCLIKilledDaemon(t *testing.T) {
 				if code, _, stderr := runSpoolfs(t, "umount", m.Dir); code != 0 {
 					t.Fatalf("umount of a dead mount: exit %d: %s", code, stderr)
 				}
-				if spoolfs.IsMounted(m.Dir) {
+				if mounts.IsMounted(m.Dir) {
 					t.Fatal("still mounted")
 				}
 			}
@@ -438,7 +438,7 @@ func TestCLISignalRightAfterMount(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.waitGone(t)
-		if spoolfs.IsMounted(m.Dir) {
+		if mounts.IsMounted(m.Dir) {
 			t.Fatalf("round %d: the mount outlived its daemon", i)
 		}
 		checkNothingLeft(t, m.Dir, m.SpillDir)

@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 )
 
 // installForMountHelper puts the binary where mount(8) finds it and returns
@@ -72,8 +72,8 @@ func TestMountHelper(t *testing.T) {
 				t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
 			}
 			t.Cleanup(func() {
-				if spoolfs.IsMounted(dir) {
-					spoolfs.Unmount(dir)
+				if mounts.IsMounted(dir) {
+					mounts.Unmount(dir)
 				}
 			})
 			var st unix.Statfs_t
@@ -132,8 +132,8 @@ func TestMountHelperBadValue(t *testing.T) {
 				cmd = exec.Command("mount", "--fstab", fstab, dir)
 			}
 			out, err := cmd.CombinedOutput()
-			if spoolfs.IsMounted(dir) {
-				spoolfs.Unmount(dir)
+			if mounts.IsMounted(dir) {
+				mounts.Unmount(dir)
 				t.Errorf("%v mounted %s", cmd.Args, dir)
 			}
 			if err == nil || !strings.Contains(string(out), `spoolfs mount: -o size: "NaN%"`) {
@@ -226,7 +226,7 @@ func TestSystemdNotify(t *testing.T) {
 
 	d := startDaemon(t, dir, nil, args...)
 	ready := d.ready
-	if !spoolfs.IsMounted(dir) {
+	if !mounts.IsMounted(dir) {
 		t.Error("READY=1 came before the mount answered")
 	}
 	for _, want := range []string{"STATUS=spoolfs mounted at " + dir, "MAINPID="} {
@@ -270,8 +270,8 @@ func startDaemon(t *testing.T, dir string, stderr io.Writer, args ...string) *st
 	}
 	go func() { d.exited <- d.cmd.Wait() }()
 	t.Cleanup(func() {
-		if spoolfs.IsMounted(dir) {
-			spoolfs.Unmount(dir)
+		if mounts.IsMounted(dir) {
+			mounts.Unmount(dir)
 		}
 		d.cmd.Process.Kill()
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
@@ -102,12 +103,12 @@ func newMount(t *testing.T, o mountOpts) *testMount {
 		t.Fatalf("mount: %v", err)
 	}
 	m := &testMount{Dir: dir, SpillDir: o.spillDir, FS: fsys, Quota: root, server: server}
-	if m.connID, err = spoolfs.ConnectionID(dir); err != nil {
+	if m.connID, err = mounts.ConnectionID(dir); err != nil {
 		t.Fatalf("connection id: %v", err)
 	}
 	watchdog := time.AfterFunc(o.deadline, func() {
 		t.Errorf("test ran past its %v deadline: aborting the FUSE connection", o.deadline)
-		spoolfs.Abort(m.connID)
+		mounts.Abort(m.connID)
 	})
 	t.Cleanup(func() {
 		watchdog.Stop()
@@ -131,12 +132,12 @@ func (m *testMount) unmount(t *testing.T) {
 	case err := <-done:
 		if err != nil {
 			t.Errorf("unmount: %v; detaching", err)
-			spoolfs.Unmount(m.Dir)
+			mounts.Unmount(m.Dir)
 		}
 	case <-time.After(20 * time.Second):
 		t.Errorf("unmount of %s hung: aborting its connection", m.Dir)
-		spoolfs.Abort(m.connID)
-		spoolfs.Unmount(m.Dir)
+		mounts.Abort(m.connID)
+		mounts.Unmount(m.Dir)
 	}
 	m.server.Wait()
 }
@@ -150,10 +151,10 @@ func (m *testMount) path(elem ...string) string {
 // holds anything at all.
 func checkNothingLeft(t *testing.T, dir, spillDir string) {
 	t.Helper()
-	if spoolfs.IsMounted(dir) {
+	if mounts.IsMounted(dir) {
 		t.Errorf("%s is still mounted", dir)
-		for i := 0; i < 16 && spoolfs.IsMounted(dir); i++ { // stacked mounts too
-			spoolfs.Unmount(dir)
+		for i := 0; i < 16 && mounts.IsMounted(dir); i++ { // stacked mounts too
+			mounts.Unmount(dir)
 		}
 	}
 	entries, err := os.ReadDir(spillDir)

@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 )
 
 // TestMetrics mounts the binary with --metrics and checks that each figure
@@ -195,8 +195,8 @@ func TestMetricsBindFailure(t *testing.T) {
 		!strings.Contains(stderr, "address already in use") {
 		t.Errorf("want one line naming --metrics and the address in use, got %q", stderr)
 	}
-	if spoolfs.IsMounted(dir) {
-		spoolfs.Unmount(dir)
+	if mounts.IsMounted(dir) {
+		mounts.Unmount(dir)
 		t.Error("mounted although the metrics port was taken")
 	}
 	if pid := daemonPID(dir); pid != 0 {

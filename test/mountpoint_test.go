@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 )
 
 // mountsOn counts the mounts stacked on dir, by /proc/self/mountinfo.
@@ -36,8 +36,8 @@ func mountsOn(t testing.TB, dir string) int {
 // the daemons serving dir to exit, so that a failed test leaves nothing.
 func unmountAll(t testing.TB, dir string) {
 	t.Helper()
-	for i := 0; i < 16 && spoolfs.IsMounted(dir); i++ {
-		if err := spoolfs.Unmount(dir); err != nil {
+	for i := 0; i < 16 && mounts.IsMounted(dir); i++ {
+		if err := mounts.Unmount(dir); err != nil {
 			t.Errorf("unmount %s: %v", dir, err)
 			break
 		}

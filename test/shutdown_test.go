@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 )
 
 // TestShutdownLeavesCoveringMountAlone: when another filesystem has been
@@ -46,7 +46,7 @@ func TestShutdownLeavesCoveringMountAlone(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("spoolfs umount of the dead mount left under the tmpfs: exit %d: %s", code, strings.TrimSpace(stderr))
 	}
-	if spoolfs.IsMounted(m.Dir) {
+	if mounts.IsMounted(m.Dir) {
 		t.Errorf("%s is still a mount point", m.Dir)
 	}
 }

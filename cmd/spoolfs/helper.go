@@ -4,7 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 )
 
 // mount(8) runs spoolfs through fuse3's mount.fuse3 as
@@ -152,7 +152,7 @@ func fstabOptions(readFile func(string) ([]byte, error), path, dir string) []str
 		if len(f) < 4 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
-		if filepath.Clean(spoolfs.UnescapeMountPath(f[1])) == dir {
+		if filepath.Clean(mounts.UnescapeMountPath(f[1])) == dir {
 			return strings.Split(f[3], ",")
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 	"github.com/spoolfs/spoolfs/fs/sysmem"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
@@ -360,8 +361,8 @@ func realMountpoint(arg string) (string, error) {
 // serve clears. A live mount is refused, not stacked on: that would hide
 // every file of a spoolfs from the programs using it.
 func checkMountpoint(dir string) error {
-	switch err := spoolfs.CheckMountpoint(dir); {
-	case errors.Is(err, spoolfs.ErrDeadMount):
+	switch err := mounts.CheckMountpoint(dir); {
+	case errors.Is(err, mounts.ErrDeadMount):
 		return nil
 	case err != nil:
 		return err

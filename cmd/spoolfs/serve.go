@@ -23,6 +23,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 	"github.com/spoolfs/spoolfs/fs/proc"
 	"github.com/spoolfs/spoolfs/fs/requests"
 	"github.com/spoolfs/spoolfs/quota"
@@ -165,16 +166,16 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 
 	// What is on top of c.dir now is ours; by the time we shut down,
 	// something else may have been mounted over it.
-	conn, knowConn := spoolfs.TopConnection(c.dir)
+	conn, knowConn := mounts.TopConnection(c.dir)
 	var once sync.Once
 	var unmountErr error
 	shutdown := func(why string) {
 		once.Do(func() {
 			logger.Info("shutting down", "dir", c.dir, "why", why)
 			notify.send("STOPPING=1", "STATUS=unmounting "+c.dir+" ("+why+")")
-			unmount := spoolfs.Unmount
+			unmount := mounts.Unmount
 			if knowConn {
-				unmount = func(dir string) error { return spoolfs.UnmountOwn(dir, conn) }
+				unmount = func(dir string) error { return mounts.UnmountOwn(dir, conn) }
 			}
 			if unmountErr = unmount(c.dir); unmountErr != nil {
 				logger.Error("unmount", "err", unmountErr)
@@ -216,7 +217,7 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 		logger.Error("freeing spilled data", "err", err)
 		return exitFailure
 	}
-	if errors.Is(unmountErr, spoolfs.ErrCovered) {
+	if errors.Is(unmountErr, mounts.ErrCovered) {
 		return exitFailure // every byte is freed, but a dead mount is left
 	}
 	logger.Info("unmounted", "dir", c.dir)
@@ -255,7 +256,7 @@ func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) 
 		trace := log.New(redactingWriter{os.Stderr}, "", log.Lmicroseconds)
 		opts.Logger, opts.MountOptions.Logger = trace, trace
 	}
-	if err := spoolfs.ClearDeadMounts(c.dir); err != nil {
+	if err := mounts.ClearDeadMounts(c.dir); err != nil {
 		fsys.Close()
 		return nil, nil, err
 	}
@@ -270,7 +271,7 @@ func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) 
 		fsys.Close()
 		return nil, nil, fmt.Errorf("mount %s: %w", c.dir, unwrapMountError(err))
 	}
-	if err := spoolfs.SetReadahead(c.dir, 1024); err != nil {
+	if err := mounts.SetReadahead(c.dir, 1024); err != nil {
 		logger.Debug("readahead stays at the kernel's default", "err", err)
 	}
 	return server, fsys, nil

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
-	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/mounts"
 )
 
 func runUmount(args []string, stdout, stderr io.Writer) int {
@@ -34,12 +34,12 @@ func runUmount(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolfs umount: %v\n", err)
 		return exitUsage
 	}
-	if !spoolfs.IsMounted(dir) {
+	if !mounts.IsMounted(dir) {
 		fmt.Fprintf(stderr, "spoolfs umount: %s is not mounted\n", dir)
 		return exitFailure
 	}
 	if *lazy {
-		err = spoolfs.Unmount(dir)
+		err = mounts.Unmount(dir)
 	} else {
 		err = unix.Unmount(dir, 0)
 		if errors.Is(err, unix.EPERM) {
@@ -57,8 +57,8 @@ func runUmount(args []string, stdout, stderr io.Writer) int {
 	// Dead mounts that older builds stacked under this one would make
 	// dir "Transport endpoint is not connected" again; a live mount
 	// under it is somebody else's and stays.
-	var mounted *spoolfs.MountedError
-	if err := spoolfs.ClearDeadMounts(dir); err != nil && !errors.As(err, &mounted) {
+	var mounted *mounts.MountedError
+	if err := mounts.ClearDeadMounts(dir); err != nil && !errors.As(err, &mounted) {
 		fmt.Fprintf(stderr, "spoolfs umount: %v\n", err)
 		return exitFailure
 	}

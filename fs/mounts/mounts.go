@@ -1,4 +1,14 @@
-package fs
+// Package mounts owns what spoolfs does with the kernel's mount table and
+// FUSE connections, by path and by connection number, never through a
+// node: whether a directory is a mount point (read from mountinfo, without
+// touching the directory, which could hang on a stuck server), whether a
+// spoolfs there is alive (statfs(2), which the kernel never answers from
+// its cache), clearing dead mounts, unmounting, and cutting a connection
+// off through fusectl.
+//
+// A daemon unmounts only its own mount (UnmountOwn): a filesystem mounted
+// over it later is somebody else's.
+package mounts
 
 import (
 	"errors"
@@ -7,9 +17,9 @@ import (
 	"strings"
 )
 
-// fsName is the name spoolfs mounts under: mountinfo shows its type as
+// FSName is the name spoolfs mounts under: mountinfo shows its type as
 // "fuse." plus this.
-const fsName = "spoolfs"
+const FSName = "spoolfs"
 
 // ErrDeadMount is what CheckMountpoint says of a directory with a dead
 // spoolfs on top, one whose daemon is gone: ClearDeadMounts takes it off.
@@ -30,7 +40,7 @@ func (e *MountedError) Error() string {
 	switch {
 	case e.Hung:
 		return fmt.Sprintf("%s is a spoolfs mount that does not answer ('spoolfs umount -l %s' cuts it off)", e.Dir, e.Dir)
-	case e.FSType == "fuse."+fsName:
+	case e.FSType == "fuse."+FSName:
 		return fmt.Sprintf("%s is already mounted (spoolfs; 'spoolfs umount %s' first)", e.Dir, e.Dir)
 	}
 	return fmt.Sprintf("%s has a %s filesystem mounted on it", e.Dir, e.FSType)

@@ -1,4 +1,4 @@
-package fs
+package mounts
 
 import (
 	"errors"
@@ -126,7 +126,7 @@ func CheckMountpoint(dir string) error {
 	if !ok {
 		return nil
 	}
-	if top.fsType != "fuse."+fsName {
+	if top.fsType != "fuse."+FSName {
 		return &MountedError{Dir: dir, FSType: top.fsType}
 	}
 	err := statfsWithin(dir, probeTimeout)

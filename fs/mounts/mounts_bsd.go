@@ -1,6 +1,6 @@
 //go:build darwin || freebsd
 
-package fs
+package mounts
 
 import (
 	"errors"
