@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,8 +37,9 @@ type mountConfig struct {
 	foreground bool
 	debug      bool
 	lifetime   time.Duration
-	vfsFlags   uintptr  // MS_* flags from the generic mount options
-	metrics    string   // address to serve metrics on, by resolve; "": off
+	vfsFlags   uintptr // MS_* flags from the generic mount options
+	metrics    string  // address to serve metrics on, by resolve; "": off
+	log        logConfig
 	options    []string // -o key=value,..., applied by applyOptions
 
 	given struct { // as the flags say them, for resolve
@@ -104,7 +106,13 @@ func (c *mountConfig) optionTable() optionTable {
 		option{name: "foreground", short: "f", value: &c.foreground,
 			help: "stay in the foreground instead of returning once mounted"},
 		option{name: "debug", value: &c.debug,
-			help: "log every FUSE request, spills and refusals to stderr (implies -f)"},
+			help: "trace every FUSE request to stderr, and log at debug level (implies -f)"},
+		option{name: "log-file", value: &c.log.file, about: "the journal or syslog in the background, stderr in the foreground",
+			help: "append the log to this file, made 0600 if new"},
+		option{name: "log-level", value: &c.log.level, def: "info",
+			help: "least severe level logged: debug (refusals), info (mounts, session ends), warn or error"},
+		option{name: "log-format", value: &c.log.format, def: "text",
+			help: "text (key=value) or json, one record a line"},
 	)
 }
 
@@ -128,6 +136,9 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 	if err := applyOptions(flags, c.options); err != nil {
 		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
 		return exitUsage
+	}
+	if c.debug && !flags.Changed("log-level") {
+		c.log.level = logLevel(slog.LevelDebug)
 	}
 	if flags.NArg() != 1 {
 		fmt.Fprintln(stderr, "spoolfs mount: need exactly one MOUNTPOINT")
@@ -259,6 +270,9 @@ func (c *mountConfig) resolve(dir string) error {
 		return err
 	}
 	var disk unix.Statfs_t
+	if err := c.checkLogFile(); err != nil {
+		return err
+	}
 	if err := unix.Statfs(c.spill.Dir, &disk); err != nil {
 		return fmt.Errorf("--spill-dir %s: %v", c.spill.Dir, err)
 	}
@@ -267,6 +281,20 @@ func (c *mountConfig) resolve(dir string) error {
 		return err
 	}
 	return c.check()
+}
+
+// checkLogFile makes --log-file absolute and checks that it can be opened,
+// which makes it if it is not there: the daemon opens it again.
+func (c *mountConfig) checkLogFile() error {
+	if c.log.file == "" {
+		return nil
+	}
+	c.log.file = absPath(c.log.file)
+	f, err := openLogFile(c.log.file)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // freeBytes is blocks × block size, without wrapping on a filesystem that

@@ -51,6 +51,10 @@ func daemonize(c *mountConfig, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
 		return exitFailure
 	}
+	if c.log.file == "" && daemonLogTarget() == "" {
+		// Said now, while somebody may read it: a daemon's stderr is /dev/null.
+		fmt.Fprintln(stderr, "spoolfs mount: no journal or syslog socket here, so the daemon's log is discarded (see --log-file)")
+	}
 	cmd := exec.Command(self, append([]string{"mount", "--foreground"}, args...)...)
 	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
 	cmd.ExtraFiles = []*os.File{w}
@@ -118,14 +122,6 @@ func (r *readyReporter) report(err error) {
 	}
 }
 
-func newLogger(w io.Writer, debugOn bool) *slog.Logger {
-	level := slog.LevelWarn
-	if debugOn {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
 // serve mounts and serves until unmounted or signalled. Every way out goes
 // through one shutdown: unmount (detaching and cutting off busy users),
 // free every byte in RAM and on disk, exit 0. It calls mounted once the
@@ -138,9 +134,16 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(signals)
+	logger, closeLog, err := c.log.open(stderr, isDaemonChild())
 	ready := newReadyReporter()
+	if err != nil {
+		mounted()
+		ready.report(err)
+		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
+		return exitFailure
+	}
+	defer closeLog()
 	notify := newNotifier()
-	logger := newLogger(stderr, c.debug)
 	raiseFileLimit()
 	debug.SetMemoryLimit(c.spill.RAMBudget + memoryOverhead)
 
