@@ -39,7 +39,7 @@ Usage:
   spoolfs session new|ls|rm|touch ...  self-deleting session directories (see 'spoolfs session --help')
   spoolfs status MOUNTPOINT [--json]   capacity, RAM, spill and sessions at a glance
   spoolfs SOURCE MOUNTPOINT -o OPTS    the form mount(8) uses through mount.fuse3
-  spoolfs completion bash|zsh          print a shell completion script
+  spoolfs completion bash|zsh|fish     print a shell completion script
   spoolfs man                          print the manual page, spoolfs(8)
   spoolfs version [--json]             version, commit, Go and go-fuse (also --version)
   spoolfs help [COMMAND]

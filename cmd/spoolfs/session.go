@@ -197,8 +197,8 @@ func ownerValue(pid int) string {
 }
 
 func sessionLs(args []string, stdout, stderr io.Writer) int {
-	f := pflag.NewFlagSet("session ls", pflag.ContinueOnError)
-	asJSON := f.Bool("json", false, "print JSON for scripts")
+	var asJSON bool
+	f := newJSONFlags("session ls", &asJSON)
 	if code, ok := parseFlags(f, args, "Usage: spoolfs session ls MOUNT [--json]", stdout, stderr); !ok {
 		return code
 	}
@@ -211,7 +211,7 @@ func sessionLs(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolfs session ls: %v\n", err)
 		return exitFailure
 	}
-	if *asJSON {
+	if asJSON {
 		printJSON(stdout, nonNil(sessions))
 		return exitOK
 	}

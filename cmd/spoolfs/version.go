@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-
-	"github.com/spf13/pflag"
 )
 
 // versionInfo is what 'spoolfs version' says, read from the build
@@ -71,8 +69,8 @@ func orUnknown(s string) string {
 }
 
 func runVersion(args []string, stdout, stderr io.Writer) int {
-	f := pflag.NewFlagSet("version", pflag.ContinueOnError)
-	asJSON := f.Bool("json", false, "print JSON for scripts")
+	var asJSON bool
+	f := newJSONFlags("version", &asJSON)
 	if code, ok := parseFlags(f, args, "Usage: spoolfs version [--json]", stdout, stderr); !ok {
 		return code
 	}
@@ -81,7 +79,7 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	v := readVersion()
-	if *asJSON {
+	if asJSON {
 		printJSON(stdout, v)
 		return exitOK
 	}
