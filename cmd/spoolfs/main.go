@@ -35,7 +35,7 @@ const usage = `spoolfs: self-cleaning temporary directories in RAM that spill to
 
 Usage:
   spoolfs mount [flags] MOUNTPOINT     mount (returns once ready; -f stays in the foreground)
-  spoolfs umount MOUNTPOINT            unmount and delete everything in it
+  spoolfs umount [-l] MOUNTPOINT       unmount and delete everything in it (-l: even if busy)
   spoolfs session new|ls|rm|touch ...  self-deleting session directories (see 'spoolfs session --help')
   spoolfs status MOUNTPOINT [--json]   capacity, RAM, spill and sessions at a glance
   spoolfs SOURCE MOUNTPOINT -o OPTS    the form mount(8) uses through mount.fuse3

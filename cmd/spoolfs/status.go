@@ -45,7 +45,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	if st != nil {
 		printMountStatus(stdout, st)
-		fmt.Fprintln(stdout)
+		if len(sessions) > 0 {
+			fmt.Fprintln(stdout)
+		}
 	}
 	printSessions(stdout, sessions, time.Now())
 	return exitOK
