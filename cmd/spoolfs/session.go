@@ -244,15 +244,16 @@ func printSessions(w io.Writer, sessions []*control.SessionInfo, now time.Time) 
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", quoteName(s.Name), quoteName(userName(s.Owner)),
 			humanize.IBytes(uint64(s.Usage.Bytes)), humanize.IBytes(uint64(s.Usage.RAM)),
 			humanize.IBytes(uint64(s.Usage.Disk)), s.Usage.Inodes, limitText(s.Size),
-			quoteName(sessionLeft(s, now)), quoteName(sessionEndsBy(s)))
+			sessionLeft(s, now), sessionEndsBy(s))
 	}
 	tw.Flush()
 }
 
 // sessionLeft is the LEFT column: the time left, and the owner's exit,
-// which may come first and cannot be foreseen.
+// which may come first and cannot be foreseen. What the daemon said is
+// quoted; the words around the PID, a number, are ours.
 func sessionLeft(s *control.SessionInfo, now time.Time) string {
-	left := timeLeft(s.Expires, now)
+	left := quoteName(timeLeft(s.Expires, now))
 	switch {
 	case s.PID == 0:
 		return left
@@ -268,7 +269,7 @@ func sessionEndsBy(s *control.SessionInfo) string {
 	if s.PID != 0 && s.Reason == control.None {
 		return control.ReasonOwner
 	}
-	return s.Reason
+	return quoteName(s.Reason)
 }
 
 func limitText(n int64) string {
