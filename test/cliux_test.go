@@ -49,7 +49,7 @@ func TestCLIStatusAndSessionsSayWhatUsersExpect(t *testing.T) {
 	}
 	t.Cleanup(func() { owner.Process.Kill(); owner.Wait() })
 	pid := owner.Process.Pid
-	code, stdout, stderr = runSpoolfs(t, "session", "new", m.Dir, "--pid", fmt.Sprint(pid), "--idle", "0")
+	code, _, stderr = runSpoolfs(t, "session", "new", m.Dir, "--pid", fmt.Sprint(pid), "--idle", "0")
 	if code != 0 {
 		t.Fatalf("session new --pid: exit %d: %s", code, stderr)
 	}
