@@ -35,12 +35,13 @@ const usage = `spoolfs: self-cleaning temporary directories in RAM that spill to
 
 Usage:
   spoolfs mount [flags] MOUNTPOINT     mount (returns once ready; -f stays in the foreground)
-  spoolfs umount MOUNTPOINT            unmount and delete everything in it
+  spoolfs umount [-l] MOUNTPOINT       unmount and delete everything in it (-l: even if busy)
   spoolfs session new|ls|rm|touch ...  self-deleting session directories (see 'spoolfs session --help')
   spoolfs status MOUNTPOINT [--json]   capacity, RAM, spill and sessions at a glance
   spoolfs SOURCE MOUNTPOINT -o OPTS    the form mount(8) uses through mount.fuse3
-  spoolfs completion bash|zsh          print a shell completion script
+  spoolfs completion bash|zsh|fish     print a shell completion script
   spoolfs man                          print the manual page, spoolfs(8)
+  spoolfs version [--json]             version, commit, Go and go-fuse (also --version)
   spoolfs help [COMMAND]
 
 Run 'spoolfs COMMAND --help' for a command's flags.
@@ -64,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runMan(stdout)
 	case "completion":
 		return runCompletion(args[1:], stdout, stderr)
+	case "version", "--version":
+		return runVersion(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		if len(args) > 1 {
 			return run([]string{args[1], "--help"}, stdout, stderr)

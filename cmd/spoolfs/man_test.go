@@ -48,22 +48,3 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		}
 	}
 }
-
-func TestCompletion(t *testing.T) {
-	for _, shell := range []string{"bash", "zsh"} {
-		var out, errOut bytes.Buffer
-		if code := run([]string{"completion", shell}, &out, &errOut); code != exitOK {
-			t.Fatalf("%s: exit %d: %s", shell, code, errOut.String())
-		}
-		if !strings.Contains(out.String(), "--spill-threshold") {
-			t.Errorf("%s completion lacks --spill-threshold", shell)
-		}
-		if bash, err := exec.LookPath("bash"); err == nil && shell == "bash" {
-			cmd := exec.Command(bash, "-n")
-			cmd.Stdin = strings.NewReader(out.String())
-			if msg, err := cmd.CombinedOutput(); err != nil {
-				t.Errorf("bash -n: %v\n%s", err, msg)
-			}
-		}
-	}
-}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,11 +66,21 @@ type metrics struct {
 	ln       net.Listener
 	srv      *http.Server
 	log      *slog.Logger
-	ops      []prometheus.Observer  // request latency, indexed by requests.Op
-	opErrors *prometheus.CounterVec // op, errno
-	ended    *prometheus.CounterVec // reason
-	refused  *prometheus.CounterVec // errno
+	latency  *prometheus.HistogramVec // op
+	ops      []opLatency              // latency's children, indexed by requests.Op
+	opErrors *prometheus.CounterVec   // op, errno
+	ended    *prometheus.CounterVec   // reason
+	refused  *prometheus.CounterVec   // errno
 	filled   prometheus.Counter
+}
+
+// opLatency is one operation's latency histogram, made at its first
+// request: a mount exports the histograms of the operations it has seen,
+// not 19 empty series for each of the ~40 that never run. sync.Once costs
+// one atomic load per request once made.
+type opLatency struct {
+	once     sync.Once
+	observer prometheus.Observer
 }
 
 // latencyBuckets run from 10µs (a cached lookup) to 1s (a large write to
@@ -95,14 +107,12 @@ func listenMetrics(addr string, logger *slog.Logger) (*metrics, error) {
 		return nil, fmt.Errorf("--metrics %s: %v", addr, err)
 	}
 	m := &metrics{reg: prometheus.NewRegistry(), ln: ln, log: logger}
-	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "spoolfs_fuse_request_duration_seconds",
 		Help:    "Time spoolfs took to answer FUSE requests, by kind of request (op).",
 		Buckets: latencyBuckets,
 	}, []string{"op"})
-	for _, op := range requests.Ops() {
-		m.ops = append(m.ops, latency.WithLabelValues(op.String()))
-	}
+	m.ops = make([]opLatency, len(requests.Ops()))
 	m.opErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "spoolfs_fuse_errors_total",
 		Help: "FUSE requests answered with an error, by op and errno (ENOENT from LOOKUP is an ordinary miss).",
@@ -124,7 +134,7 @@ func listenMetrics(addr string, logger *slog.Logger) (*metrics, error) {
 		Name: "spoolfs_cache_filled_bytes_total",
 		Help: "Bytes of file data spoolfs stored in the kernel's page cache after a read missed it.",
 	})
-	m.reg.MustRegister(latency, m.opErrors, m.ended, m.refused, m.filled,
+	m.reg.MustRegister(m.latency, m.opErrors, m.ended, m.refused, m.filled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
@@ -133,6 +143,7 @@ func listenMetrics(addr string, logger *slog.Logger) (*metrics, error) {
 		Registry:            m.reg,
 		MaxRequestsInFlight: 4,
 	}))
+	mux.HandleFunc("GET /{$}", landingPage)
 	m.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -184,10 +195,23 @@ func (m *metrics) Refused(errno syscall.Errno) { m.refused.WithLabelValues(errno
 func (m *metrics) CacheFilled(bytes int64) { m.filled.Add(float64(bytes)) }
 
 func (m *metrics) opDone(op requests.Op, _ uint32, took time.Duration, status fuse.Status) {
-	m.ops[op].Observe(took.Seconds())
+	l := &m.ops[op]
+	l.once.Do(func() { l.observer = m.latency.WithLabelValues(op.String()) })
+	l.observer.Observe(took.Seconds())
 	if status != fuse.OK {
 		m.opErrors.WithLabelValues(op.String(), errnoLabel(syscall.Errno(status))).Inc()
 	}
+}
+
+// landingPage answers '/' as Prometheus exporters do: a person who opens
+// the address in a browser finds the way to /metrics, and which build
+// serves it.
+func landingPage(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, `<!DOCTYPE html>
+<html><head><title>spoolfs</title></head>
+<body><h1>spoolfs</h1><p>%s</p><p><a href="/metrics">Metrics</a></p></body></html>
+`, html.EscapeString(readVersion().text()))
 }
 
 // errnoLabel is an errno's symbolic name, such as ENOSPC.

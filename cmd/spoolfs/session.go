@@ -20,7 +20,7 @@ import (
 )
 
 const sessionUsage = `Usage:
-  spoolfs session new MOUNT [--ttl D] [--idle D] [--size N] [--inodes N] [--pid P] [--prefix S]
+  spoolfs session new MOUNT [flags]
   spoolfs session ls MOUNT [--json]
   spoolfs session rm SESSION...
   spoolfs session touch SESSION...
@@ -29,11 +29,21 @@ A session is a top-level directory of a spoolfs mount that deletes itself:
 at its age limit (--ttl), after --idle without activity, when process --pid
 exits, or on 'session rm'. 'mkdir MOUNT/NAME' also makes one, with the
 mount's defaults.
+
+Flags of 'session new':
 `
 
+// sessionHelp is sessionUsage with the flags of 'session new', from its
+// option table, so that none is left out.
+func sessionHelp() string {
+	var o sessionNewOptions
+	return sessionUsage + newSessionNewFlags(&o).FlagUsages()
+}
+
 func runSession(args []string, stdout, stderr io.Writer) int {
+	usage := sessionHelp()
 	if len(args) == 0 {
-		fmt.Fprint(stderr, sessionUsage)
+		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
 	switch args[0] {
@@ -46,10 +56,10 @@ func runSession(args []string, stdout, stderr io.Writer) int {
 	case "touch":
 		return sessionTouch(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
-		fmt.Fprint(stdout, sessionUsage)
+		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "spoolfs session: unknown command %q\n%s", args[0], sessionUsage)
+	fmt.Fprintf(stderr, "spoolfs session: unknown command %q\n%s", args[0], usage)
 	return exitUsage
 }
 
@@ -197,8 +207,8 @@ func ownerValue(pid int) string {
 }
 
 func sessionLs(args []string, stdout, stderr io.Writer) int {
-	f := pflag.NewFlagSet("session ls", pflag.ContinueOnError)
-	asJSON := f.Bool("json", false, "print JSON for scripts")
+	var asJSON bool
+	f := newJSONFlags("session ls", &asJSON)
 	if code, ok := parseFlags(f, args, "Usage: spoolfs session ls MOUNT [--json]", stdout, stderr); !ok {
 		return code
 	}
@@ -211,7 +221,7 @@ func sessionLs(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolfs session ls: %v\n", err)
 		return exitFailure
 	}
-	if *asJSON {
+	if asJSON {
 		printJSON(stdout, nonNil(sessions))
 		return exitOK
 	}
@@ -223,16 +233,43 @@ func sessionLs(args []string, stdout, stderr io.Writer) int {
 // someone else (a session's owner names it; user names come from the
 // system; the rest from whoever serves the mount) and is quoted as ls
 // quotes names, so that no value can break or forge a row.
+// No sessions, no table: not even its header.
 func printSessions(w io.Writer, sessions []*control.SessionInfo, now time.Time) {
+	if len(sessions) == 0 {
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tOWNER\tUSED\tRAM\tDISK\tINODES\tSIZE LIMIT\tLEFT\tENDS BY")
 	for _, s := range sessions {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", quoteName(s.Name), quoteName(userName(s.Owner)),
 			humanize.IBytes(uint64(s.Usage.Bytes)), humanize.IBytes(uint64(s.Usage.RAM)),
 			humanize.IBytes(uint64(s.Usage.Disk)), s.Usage.Inodes, limitText(s.Size),
-			quoteName(timeLeft(s.Expires, now)), quoteName(s.Reason))
+			sessionLeft(s, now), sessionEndsBy(s))
 	}
 	tw.Flush()
+}
+
+// sessionLeft is the LEFT column: the time left, and the owner's exit,
+// which may come first and cannot be foreseen. What the daemon said is
+// quoted; the words around the PID, a number, are ours.
+func sessionLeft(s *control.SessionInfo, now time.Time) string {
+	left := quoteName(timeLeft(s.Expires, now))
+	switch {
+	case s.PID == 0:
+		return left
+	case s.Expires == control.Never:
+		return fmt.Sprintf("when PID %d exits", s.PID)
+	}
+	return fmt.Sprintf("%s or when PID %d exits", left, s.PID)
+}
+
+// sessionEndsBy is the ENDS BY column: the reason the daemon foresees,
+// or, where it foresees none, the owner's exit.
+func sessionEndsBy(s *control.SessionInfo) string {
+	if s.PID != 0 && s.Reason == control.None {
+		return control.ReasonOwner
+	}
+	return quoteName(s.Reason)
 }
 
 func limitText(n int64) string {

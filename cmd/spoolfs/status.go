@@ -16,8 +16,8 @@ import (
 // the daemon and the CLI share the type, so they cannot disagree on a field.
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
-	f := pflag.NewFlagSet("status", pflag.ContinueOnError)
-	asJSON := f.Bool("json", false, "print JSON for scripts")
+	var asJSON bool
+	f := newJSONFlags("status", &asJSON)
 	if code, ok := parseFlags(f, args, "Usage: spoolfs status MOUNTPOINT [--json]", stdout, stderr); !ok {
 		return code
 	}
@@ -39,13 +39,15 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolfs status: %v\n", err)
 		return exitFailure
 	}
-	if *asJSON {
+	if asJSON {
 		printJSON(stdout, control.StatusReport{Mount: st, Sessions: nonNil(sessions)})
 		return exitOK
 	}
 	if st != nil {
 		printMountStatus(stdout, st)
-		fmt.Fprintln(stdout)
+		if len(sessions) > 0 {
+			fmt.Fprintln(stdout)
+		}
 	}
 	printSessions(stdout, sessions, time.Now())
 	return exitOK
@@ -66,6 +68,13 @@ func printMountStatus(w io.Writer, st *control.Status) {
 	fmt.Fprintf(w, "spilled     %s on disk in %s files (%s spills so far)\n", ib(st.DiskUsed), humanize.Comma(st.SpilledFiles), humanize.Comma(st.Spills))
 	fmt.Fprintf(w, "inodes      %s used of %s\n", humanize.Comma(st.InodesUsed), inodes)
 	fmt.Fprintf(w, "sessions    %d\n", st.Sessions)
+}
+
+// newJSONFlags makes the flags of a command whose one flag is --json.
+func newJSONFlags(name string, asJSON *bool) *pflag.FlagSet {
+	f := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	f.BoolVar(asJSON, "json", false, "print JSON for scripts; README.md lists its fields")
+	return f
 }
 
 // printJSON writes v indented, for scripts.

@@ -14,9 +14,8 @@ import (
 )
 
 func runUmount(args []string, stdout, stderr io.Writer) int {
-	flags := pflag.NewFlagSet("spoolfs umount", pflag.ContinueOnError)
-	flags.SetOutput(io.Discard)
-	lazy := flags.BoolP("lazy", "l", false, "if the mount is busy, detach it now and cut off the programs still using it")
+	var lazy bool
+	flags := newUmountFlags(&lazy)
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			fmt.Fprintf(stdout, "Usage: spoolfs umount [-l] MOUNTPOINT\n\nUnmount a spoolfs mount; its daemon deletes everything and exits.\n\n%s", flags.FlagUsages())
@@ -38,7 +37,7 @@ func runUmount(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolfs umount: %s is not mounted\n", dir)
 		return exitFailure
 	}
-	if *lazy {
+	if lazy {
 		err = mounts.Unmount(dir)
 	} else {
 		err = unix.Unmount(dir, 0)
@@ -63,6 +62,13 @@ func runUmount(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+func newUmountFlags(lazy *bool) *pflag.FlagSet {
+	flags := pflag.NewFlagSet("spoolfs umount", pflag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.BoolVarP(lazy, "lazy", "l", false, "if the mount is busy, detach it now and cut off the programs still using it")
+	return flags
 }
 
 // fusermountUnmount is the way out for a user who mounted without root.

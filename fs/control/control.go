@@ -15,9 +15,10 @@
 //   - Every name of the surface starts with Prefix, and every name that
 //     starts with Prefix is reserved (Reserved): a user can neither set
 //     nor read an ordinary attribute of that name on a session or the root.
-//   - The JSON field names of Status, SessionUsage, SessionInfo and
-//     StatusReport are what scripts read: they change only on purpose
-//     (json_test.go pins them).
+//   - The JSON of Status, SessionPolicy, SessionUsage, SessionInfo and
+//     StatusReport is what scripts read: one schema (json.go), field
+//     names and forms that change only on purpose (json_test.go pins
+//     them, README.md lists them).
 //   - A policy parser never returns a negative value, never a value above
 //     the ceiling for a capped caller, and never 0 ("none") unless "none",
 //     nothing, or a zero was written.

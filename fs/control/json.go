@@ -1,17 +1,55 @@
 package control
 
-import "time"
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// The JSON schema, one for every document: field names in snake_case;
+// durations as Go duration strings ("2h0m0s", "0s" for none), the form
+// user.spoolfs.ttl and user.spoolfs.idle hold and every duration flag
+// and attribute accepts back; times in RFC 3339 (UTC); sizes in bytes and
+// counts as plain numbers, 0 for none. README.md lists the documents.
 
 // SessionPolicy is a session's lifetime and limits; a zero field means none.
 // The mount's policy is both the default for new sessions and the ceiling
-// that a session's owner may not raise its own above. Status carries it
-// with Go's default JSON: field names as they are, durations in
-// nanoseconds.
+// that a session's owner may not raise its own above.
 type SessionPolicy struct {
 	TTL    time.Duration // age at which the session ends
 	Idle   time.Duration // time without activity after which it ends
 	Bytes  int64         // byte quota (EDQUOT past it)
 	Inodes int64         // inode quota
+}
+
+// sessionPolicyJSON is SessionPolicy on the wire, named as SessionInfo
+// names a session's own policy.
+type sessionPolicyJSON struct {
+	TTL    string `json:"ttl"`
+	Idle   string `json:"idle"`
+	Bytes  int64  `json:"size_limit"`
+	Inodes int64  `json:"inodes_limit"`
+}
+
+func (p SessionPolicy) MarshalJSON() ([]byte, error) {
+	return json.Marshal(sessionPolicyJSON{TTL: p.TTL.String(), Idle: p.Idle.String(), Bytes: p.Bytes, Inodes: p.Inodes})
+}
+
+func (p *SessionPolicy) UnmarshalJSON(b []byte) error {
+	var w sessionPolicyJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	ttl, err := ParseDuration(w.TTL)
+	if err != nil {
+		return fmt.Errorf("ttl %q: %v", w.TTL, err)
+	}
+	idle, err := ParseDuration(w.Idle)
+	if err != nil {
+		return fmt.Errorf("idle %q: %v", w.Idle, err)
+	}
+	*p = SessionPolicy{TTL: ttl, Idle: idle, Bytes: w.Bytes, Inodes: w.Inodes}
+	return nil
 }
 
 // Status is the mount's summary, as AttrStatus reports it.
