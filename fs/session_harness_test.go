@@ -78,6 +78,7 @@ var sessBaseline = quota.Usage{Bytes: 0, Inodes: 1}
 // unmounts it in t.Cleanup and checks that nothing is left behind.
 func mountSessions(t testing.TB, o sessOpts) *sessMount {
 	t.Helper()
+	fusetest.Require(t) // before the cleanup below, which has nothing to log then
 	if o.deadline == 0 {
 		o.deadline = 60 * time.Second
 	}
