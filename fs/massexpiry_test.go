@@ -238,7 +238,7 @@ type prober struct {
 	cmd    *exec.Cmd
 	stdin  io.Closer
 	lines  *bufio.Scanner
-	stderr *sessLogBuffer
+	stderr *fusetest.LogBuffer
 }
 
 func startProber(tb testing.TB, dir string) *prober {
@@ -253,7 +253,7 @@ func startProber(tb testing.TB, dir string) *prober {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &prober{tb: tb, cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout), stderr: &sessLogBuffer{}}
+	p := &prober{tb: tb, cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout), stderr: &fusetest.LogBuffer{}}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)

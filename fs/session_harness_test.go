@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,24 +28,6 @@ import (
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
-
-// sessLogBuffer collects log output written from many goroutines.
-type sessLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *sessLogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *sessLogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // sessOpts configures a test mount.
 type sessOpts struct {
@@ -67,7 +48,7 @@ type sessMount struct {
 	pool  *spill.Pool
 	root  *quota.Account
 	clock *fusetest.Clock
-	logs  *sessLogBuffer
+	logs  *fusetest.LogBuffer
 	mnt   *fusetest.Mounted
 }
 
@@ -86,7 +67,7 @@ func mountSessions(t testing.TB, o sessOpts) *sessMount {
 	if threshold == 0 && !o.spillAll {
 		threshold = 64 << 20
 	}
-	m := &sessMount{t: t, clock: fusetest.NewClock(), logs: &sessLogBuffer{}}
+	m := &sessMount{t: t, clock: fusetest.NewClock(), logs: &fusetest.LogBuffer{}}
 	// Registered before the mount, so that it runs after the unmount and
 	// the leak checks: the log then says what led to any failure of theirs.
 	t.Cleanup(func() {

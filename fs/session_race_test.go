@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/spoolfs/spoolfs/fs/control"
+	"github.com/spoolfs/spoolfs/fs/fusetest"
 )
 
 // sessRaceIterations is how many sessions each race test ends.
@@ -514,7 +515,7 @@ func TestSessionRaceMmap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var stderr sessLogBuffer
+		var stderr fusetest.LogBuffer
 		child.Stderr = &stderr
 		if err := child.Start(); err != nil {
 			t.Fatal(err)
