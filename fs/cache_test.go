@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/spoolfs/spoolfs/fs/fusetest"
 )
 
 // keeperBytes is what the cacheKeeper counts as cached by closed files.
@@ -21,7 +23,7 @@ func keeperBytes(k *cacheKeeper) int64 {
 // after close(2) has returned.
 func waitKeeper(t *testing.T, k *cacheKeeper, want int64, after string) {
 	t.Helper()
-	sessPoll(t, 10*time.Second, fmt.Sprintf("the keeper to count %d bytes after %s (it counts %d)", want, after, keeperBytes(k)),
+	fusetest.WaitFor(t, 10*time.Second, fmt.Sprintf("the keeper to count %d bytes after %s (it counts %d)", want, after, keeperBytes(k)),
 		func() bool { return keeperBytes(k) == want })
 }
 
@@ -56,7 +58,7 @@ func TestCacheKeeperCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := m.f.root.GetChild("direct").Operations().(*fileNode)
-	sessPoll(t, 10*time.Second, "the write-only file to be closed", func() bool {
+	fusetest.WaitFor(t, 10*time.Second, "the write-only file to be closed", func() bool {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		return n.opens == 0

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/spoolfs/spoolfs/fs/fusetest"
 )
 
 // dropCache asks the kernel to drop its cached pages of f, as fio does
@@ -42,7 +44,7 @@ func openRandom(t *testing.T, p string) *os.File {
 // counts as open for writing, which no fill may overlap.
 func waitNoWriters(t *testing.T, n *fileNode) {
 	t.Helper()
-	sessPoll(t, 10*time.Second, "the writable handles' release", func() bool { return fillOf(n).writers == 0 })
+	fusetest.WaitFor(t, 10*time.Second, "the writable handles' release", func() bool { return fillOf(n).writers == 0 })
 }
 
 func fillOf(n *fileNode) fillState {
@@ -90,7 +92,7 @@ func TestFillAfterMiss(t *testing.T) {
 			if _, err := f.ReadAt(buf, 3<<20+4096); err != nil {
 				t.Fatal(err)
 			}
-			sessPoll(t, 20*time.Second, "the filler to store the file", func() bool {
+			fusetest.WaitFor(t, 20*time.Second, "the filler to store the file", func() bool {
 				st := fillOf(n)
 				return !st.queued && st.stored == size
 			})
@@ -142,12 +144,12 @@ func TestNoFillWhileWritable(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sessPoll(t, 10*time.Second, "the writable handle's release", func() bool { return fillOf(n).writers == 0 })
+	fusetest.WaitFor(t, 10*time.Second, "the writable handle's release", func() bool { return fillOf(n).writers == 0 })
 	dropFileCache(t, r)
 	if _, err := r.ReadAt(buf, 0); err != nil {
 		t.Fatal(err)
 	}
-	sessPoll(t, 20*time.Second, "a fill once the writer is gone", func() bool {
+	fusetest.WaitFor(t, 20*time.Second, "a fill once the writer is gone", func() bool {
 		st := fillOf(n)
 		return !st.queued && st.stored == size
 	})
@@ -227,7 +229,7 @@ func TestFillCoherent(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("round %d: the miss started no fill", round)
 		}
-		sessPoll(t, 20*time.Second, "the fill to end", func() bool { return !fillOf(n).queued })
+		fusetest.WaitFor(t, 20*time.Second, "the fill to end", func() bool { return !fillOf(n).queued })
 		got := make([]byte, size)
 		k, err := r.ReadAt(got, 0)
 		if k != len(want) {
@@ -269,7 +271,7 @@ func missOnce(t *testing.T, spilled bool, window, size, at int64) (*fileNode, *o
 	if _, err := f.ReadAt(make([]byte, 4096), at); err != nil {
 		t.Fatal(err)
 	}
-	sessPoll(t, 20*time.Second, "the filler to be done with the file", func() bool {
+	fusetest.WaitFor(t, 20*time.Second, "the filler to be done with the file", func() bool {
 		st := fillOf(n)
 		return !st.queued && !st.endedAt.IsZero()
 	})
@@ -337,7 +339,7 @@ func TestNoFillOfWholeRead(t *testing.T) {
 	if _, err := f.ReadAt(make([]byte, 4096), 8192); err != nil {
 		t.Fatal(err)
 	}
-	sessPoll(t, 20*time.Second, "a fill after a partial read", func() bool {
+	fusetest.WaitFor(t, 20*time.Second, "a fill after a partial read", func() bool {
 		st := fillOf(n)
 		return !st.queued && st.stored == 16<<10
 	})

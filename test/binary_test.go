@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolfs/spoolfs/fs/fusetest"
 	"github.com/spoolfs/spoolfs/fs/mounts"
 )
 
@@ -101,13 +102,7 @@ func runBinary(t testing.TB, bin string, args ...string) (int, string, string) {
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	fusetest.WaitFor(t, timeout, what, cond)
 }
 
 // daemonPID finds the spoolfs daemon serving dir by its command line.
@@ -170,16 +165,7 @@ func mountWith(t *testing.T, bin string, extra ...string) *binaryMount {
 		t.Fatalf("no daemon found for %s", m.Dir)
 	}
 	t.Cleanup(func() {
-		if mounts.IsMounted(m.Dir) {
-			// Abort only a connection that is still ours after the
-			// unmount: connection numbers are reused at once, so a
-			// late abort could cut off somebody else's new mount.
-			id, idErr := mounts.ConnectionID(m.Dir)
-			mounts.Unmount(m.Dir)
-			if idErr == nil && mounts.IsMounted(m.Dir) {
-				mounts.Abort(id)
-			}
-		}
+		fusetest.UnmountDaemon(m.Dir)
 		m.waitGone(t)
 		checkNothingLeft(t, m.Dir, m.SpillDir)
 	})

@@ -6,13 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/spoolfs/spoolfs/fs/fusetest"
 )
 
 // These tests hold spoolfs to what tmpfs does where an outside POSIX
@@ -175,25 +176,6 @@ func TestFsyncDirectory(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer that a daemon's stderr may write to while
-// the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestQuietLargeReads: at the default log level the daemon logs nothing per
 // request, only that it mounted and unmounted. go-fuse tried to splice every reply and logged each 1 MiB read
 // that did not fit a pipe.
@@ -201,7 +183,7 @@ func TestQuietLargeReads(t *testing.T) {
 	requireFUSE(t)
 	dir, spillDir := t.TempDir(), t.TempDir()
 	for _, threshold := range []string{"64M", "0"} {
-		var stderr lockedBuffer
+		var stderr fusetest.LogBuffer
 		d := startDaemon(t, dir, &stderr, "mount", "-f", "--spill-threshold", threshold, "--spill-dir", spillDir, dir)
 		p := filepath.Join(dir, "big")
 		data := randBytes(1, 8<<20)

@@ -9,5 +9,7 @@
 // Every mount is unmounted in t.Cleanup, with a deadline; a server that
 // does not answer has its connection aborted through fusectl, so that a
 // bug cannot hang the run or leave a mount behind. Cleanup also checks that
-// nothing is left: no mount, no spill file, no leaked descriptor.
+// nothing is left: no mount, no spill file, no leaked descriptor. All of
+// that is package fs/fusetest, the harness that fs's own tests share;
+// harness_test.go only says how a spoolfs is built for a test.
 package test

@@ -4,42 +4,23 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
-
 	spoolfs "github.com/spoolfs/spoolfs/fs"
-	"github.com/spoolfs/spoolfs/fs/mounts"
+	"github.com/spoolfs/spoolfs/fs/fusetest"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
 
 // requireFUSE skips the test when FUSE mounts cannot be made here, or fails
-// it under CI=true.
+// it under CI=true (fusetest.Require).
 func requireFUSE(t testing.TB) {
 	t.Helper()
-	var why string
-	switch {
-	case os.Geteuid() != 0:
-		why = "integration tests mount FUSE filesystems and need root"
-	case !exists("/dev/fuse"):
-		why = "/dev/fuse is missing (modprobe fuse, or run in a container with --device /dev/fuse)"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true but %s", why)
-	}
-	t.Skip(why)
+	fusetest.Require(t)
 }
-
-func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // mountOpts configures a test mount.
 type mountOpts struct {
@@ -65,81 +46,34 @@ type testMount struct {
 	SpillDir string
 	FS       *spoolfs.FS
 	Quota    *quota.Account
-	server   *fuse.Server
-	connID   uint32
+	mount    *fusetest.Mounted
 }
 
 // newMount mounts spoolfs in this process on a fresh directory. Cleanup
 // unmounts it (aborting a stuck connection) and checks that nothing is left.
 func newMount(t *testing.T, o mountOpts) *testMount {
 	t.Helper()
-	requireFUSE(t)
 	if o.spillDir == "" {
 		o.spillDir = t.TempDir()
 	}
 	if o.mode == 0 {
 		o.mode = 0o1777
 	}
-	if o.deadline == 0 {
-		o.deadline = 2 * time.Minute
-	}
-	fdsBefore := openFDs(t)
-	pool, err := spill.NewPool(spill.Config{Dir: o.spillDir, Threshold: o.threshold, RAMBudget: o.ram})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := quota.NewRoot(quota.Limits{Bytes: o.size, Inodes: o.inodes})
-	fsys, err := spoolfs.New(spoolfs.Config{Pool: pool, Quota: root, RootMode: o.mode, Observer: o.observer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	opts := fsys.Options()
-	opts.DirectMount = true
-	opts.AllowOther = true
-	server, err := gofs.Mount(dir, fsys.Root(), opts)
-	if err != nil {
-		fsys.Close()
-		t.Fatalf("mount: %v", err)
-	}
-	m := &testMount{Dir: dir, SpillDir: o.spillDir, FS: fsys, Quota: root, server: server}
-	if m.connID, err = mounts.ConnectionID(dir); err != nil {
-		t.Fatalf("connection id: %v", err)
-	}
-	watchdog := time.AfterFunc(o.deadline, func() {
-		t.Errorf("test ran past its %v deadline: aborting the FUSE connection", o.deadline)
-		mounts.Abort(m.connID)
-	})
-	t.Cleanup(func() {
-		watchdog.Stop()
-		m.unmount(t)
-		if err := fsys.Close(); err != nil {
-			t.Errorf("closing the filesystem: %v", err)
-		}
-		checkNothingLeft(t, dir, o.spillDir)
-		checkNoFDLeak(t, fdsBefore)
-	})
-	return m
-}
-
-// unmount unmounts with a deadline, aborting the connection if the server
-// is stuck, and waits for the serve loop to end.
-func (m *testMount) unmount(t *testing.T) {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- m.server.Unmount() }()
-	select {
-	case err := <-done:
+	m := &testMount{SpillDir: o.spillDir}
+	m.mount = fusetest.Mount(t, fusetest.Options{Deadline: o.deadline, SpillDir: o.spillDir}, func() fusetest.FS {
+		pool, err := spill.NewPool(spill.Config{Dir: o.spillDir, Threshold: o.threshold, RAMBudget: o.ram})
 		if err != nil {
-			t.Errorf("unmount: %v; detaching", err)
-			mounts.Unmount(m.Dir)
+			t.Fatal(err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Errorf("unmount of %s hung: aborting its connection", m.Dir)
-		mounts.Abort(m.connID)
-		mounts.Unmount(m.Dir)
-	}
-	m.server.Wait()
+		m.Quota = quota.NewRoot(quota.Limits{Bytes: o.size, Inodes: o.inodes})
+		m.FS, err = spoolfs.New(spoolfs.Config{Pool: pool, Quota: m.Quota, RootMode: o.mode, Observer: o.observer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fusetest.FS{Root: m.FS.Root(), Options: m.FS.Options(), Close: m.FS.Close}
+	})
+	m.Dir = m.mount.Dir
+	return m
 }
 
 // path joins elements onto the mount directory.
@@ -151,60 +85,7 @@ func (m *testMount) path(elem ...string) string {
 // holds anything at all.
 func checkNothingLeft(t *testing.T, dir, spillDir string) {
 	t.Helper()
-	if mounts.IsMounted(dir) {
-		t.Errorf("%s is still mounted", dir)
-		for i := 0; i < 16 && mounts.IsMounted(dir); i++ { // stacked mounts too
-			mounts.Unmount(dir)
-		}
-	}
-	entries, err := os.ReadDir(spillDir)
-	if err != nil {
-		t.Errorf("reading spill dir: %v", err)
-	}
-	for _, e := range entries {
-		t.Errorf("spill dir %s still holds %s", spillDir, e.Name())
-	}
-}
-
-// openFDs lists this process's descriptors with what they point to.
-func openFDs(t testing.TB) map[string]string {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatalf("listing fds: %v", err)
-	}
-	fds := make(map[string]string, len(entries))
-	for _, e := range entries {
-		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		fds[e.Name()] = target
-	}
-	return fds
-}
-
-// checkNoFDLeak fails if a descriptor opened during the test is still open
-// and points into a spill directory or /dev/fuse. Other descriptors (the
-// Go runtime's, the test framework's) come and go on their own. go-fuse
-// closes /dev/fuse in its serve goroutine a moment after Wait returns, so
-// the check polls briefly before it calls a descriptor leaked.
-func checkNoFDLeak(t *testing.T, before map[string]string) {
-	t.Helper()
-	var leaked []string
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		leaked = leaked[:0]
-		for fd, target := range openFDs(t) {
-			if before[fd] != target && (strings.Contains(target, "/spoolfs-") || target == "/dev/fuse") {
-				leaked = append(leaked, fd+" -> "+target)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for _, l := range leaked {
-		t.Errorf("descriptor leaked: %s", l)
-	}
+	fusetest.CheckNothingLeft(t, dir, spillDir)
 }
 
 // writeFile writes data to p through an ordinary open/write/close.

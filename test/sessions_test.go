@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/spoolfs/spoolfs/fs/control"
+	"github.com/spoolfs/spoolfs/fs/fusetest"
 )
 
 // sessCLI runs the binary and fails the test unless it exits 0.
@@ -115,25 +115,8 @@ type sessScript struct {
 	t      testing.TB
 	cmd    *exec.Cmd
 	lines  chan string
-	stderr *syncBuffer
+	stderr *fusetest.LogBuffer
 	done   chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startScript runs sh -c script with env added, reading its output by
@@ -146,7 +129,7 @@ func startScript(t testing.TB, env []string, script string, shArgs ...string) *s
 func startCommand(t testing.TB, env []string, argv ...string) *sessScript {
 	t.Helper()
 	s := &sessScript{t: t, cmd: exec.Command(argv[0], argv[1:]...), lines: make(chan string, 1000),
-		stderr: &syncBuffer{}, done: make(chan error, 1)}
+		stderr: &fusetest.LogBuffer{}, done: make(chan error, 1)}
 	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stderr = s.stderr
 	out, err := s.cmd.StdoutPipe()

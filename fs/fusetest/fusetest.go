@@ -1,0 +1,192 @@
+// Package fusetest is the one FUSE test harness of spoolfs: every package
+// whose tests mount (fs's own, in-process with a fake clock, and the
+// integration tests in test/) builds its mounts through it.
+//
+// It owns, for a test:
+//   - whether FUSE mounts can be made here (Require): without root or
+//     /dev/fuse a test skips with the reason, except under CI=true, where
+//     it fails, because a skipped suite is not a passing one;
+//   - mounting a go-fuse node tree (Mount) with a deadline, past which the
+//     connection is aborted through fusectl so that a bug cannot hang the
+//     run;
+//   - taking it down in t.Cleanup: unmount with a deadline, abort of a
+//     stuck connection, then the filesystem's own Close;
+//   - checking that nothing is left behind: no mount, no spill file, no
+//     descriptor of a spill file or of /dev/fuse (CheckNothingLeft,
+//     CheckNoFDLeak); and a mount that another process serves taken down
+//     without cutting off somebody else's (UnmountDaemon);
+//   - a fake clock (Clock) for tests that move time by hand.
+//
+// It imports no spoolfs package that mounts (not fs), so that fs's own
+// tests can use it; the mount-table tools it needs are package fs/mounts.
+// It holds no global state: everything lives in the test that asked.
+package fusetest
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/spoolfs/spoolfs/fs/mounts"
+)
+
+// Require skips t when FUSE mounts cannot be made here, or fails it under
+// CI=true.
+func Require(t testing.TB) {
+	t.Helper()
+	var why string
+	switch {
+	case os.Geteuid() != 0:
+		why = "FUSE tests mount filesystems and need root"
+	case !exists("/dev/fuse"):
+		why = "/dev/fuse is missing (modprobe fuse, or run in a container with --device /dev/fuse)"
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true but %s", why)
+	}
+	t.Skip(why)
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// DefaultDeadline is how long a mount may live when Options.Deadline is 0.
+const DefaultDeadline = 2 * time.Minute
+
+// unmountDeadline is how long an unmount may take before the connection is
+// aborted: a live server answers in milliseconds, even on a loaded machine.
+const unmountDeadline = 20 * time.Second
+
+// Options configures a test mount.
+type Options struct {
+	// Dir is the mount point; "": a fresh t.TempDir().
+	Dir string
+	// Deadline is how long the mount may live before its connection is
+	// aborted and the test fails; 0: DefaultDeadline.
+	Deadline time.Duration
+	// SpillDir, if set, must be empty once the filesystem is closed.
+	SpillDir string
+}
+
+// FS is what a test mounts: the root of a go-fuse node tree, its mount
+// options, and how to shut the filesystem down once it is unmounted.
+type FS struct {
+	Root    gofs.InodeEmbedder
+	Options *gofs.Options
+	Close   func() error // nil: nothing to close
+}
+
+// Mounted is a mount made by Mount.
+type Mounted struct {
+	Dir  string
+	Conn uint32 // the kernel's number for the FUSE connection
+	t    testing.TB
+
+	server *fuse.Server
+}
+
+// Mount checks that FUSE is there (Require), calls build to make the
+// filesystem and mounts it, in this process, on o.Dir. Descriptors are
+// counted before build runs, so that the leak check covers what building
+// opens too. Cleanup unmounts it (aborting a stuck connection), closes the
+// filesystem and checks that nothing is left.
+func Mount(t testing.TB, o Options, build func() FS) *Mounted {
+	t.Helper()
+	Require(t)
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	if o.Deadline == 0 {
+		o.Deadline = DefaultDeadline
+	}
+	fdsBefore := OpenFDs(t)
+	fsys := build()
+	closeFS := func() {
+		if fsys.Close == nil {
+			return
+		}
+		if err := fsys.Close(); err != nil {
+			t.Errorf("closing the filesystem: %v", err)
+		}
+	}
+	opts := fsys.Options
+	if opts == nil {
+		opts = &gofs.Options{}
+	}
+	opts.DirectMount = true
+	opts.AllowOther = true
+	server, err := gofs.Mount(o.Dir, fsys.Root, opts)
+	if err != nil {
+		closeFS()
+		t.Fatalf("mount: %v", err)
+	}
+	m := &Mounted{Dir: o.Dir, t: t, server: server}
+	if m.Conn, err = mounts.ConnectionID(o.Dir); err != nil {
+		// Unmount now: a Fatalf here would leave it behind.
+		m.unmount()
+		closeFS()
+		t.Fatalf("connection id: %v", err)
+	}
+	watchdog := time.AfterFunc(o.Deadline, func() {
+		t.Errorf("test ran past its %v deadline: aborting the FUSE connection", o.Deadline)
+		mounts.Abort(m.Conn)
+	})
+	t.Cleanup(func() {
+		watchdog.Stop()
+		m.unmount()
+		closeFS()
+		if o.SpillDir != "" {
+			CheckNothingLeft(t, o.Dir, o.SpillDir)
+		} else {
+			checkUnmounted(t, o.Dir)
+		}
+		CheckNoFDLeak(t, fdsBefore)
+	})
+	return m
+}
+
+// unmount unmounts with a deadline, aborting the connection if the server
+// is stuck, and waits for the serve loop to end.
+func (m *Mounted) unmount() {
+	t := m.t
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- m.server.Unmount() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("unmount: %v; detaching", err)
+			mounts.Unmount(m.Dir)
+		}
+	case <-time.After(unmountDeadline):
+		t.Errorf("unmount of %s hung: aborting its connection", m.Dir)
+		mounts.Abort(m.Conn)
+		mounts.Unmount(m.Dir)
+	}
+	m.server.Wait()
+}
+
+// Abort cuts the mount's FUSE connection off: every pending and future
+// request fails. It is how a test gets out of a deadlock it detected.
+func (m *Mounted) Abort() error { return mounts.Abort(m.Conn) }
+
+// UnmountDaemon takes down the mount on dir that another process serves
+// (a spoolfs daemon), if it is still there: an unmount, then an abort of
+// its connection if that is still the one mounted. Connection numbers are
+// reused at once, so an abort after the mount has gone could cut off
+// somebody else's new mount.
+func UnmountDaemon(dir string) {
+	if !mounts.IsMounted(dir) {
+		return
+	}
+	id, idErr := mounts.ConnectionID(dir)
+	mounts.Unmount(dir)
+	if idErr == nil && mounts.IsMounted(dir) {
+		mounts.Abort(id)
+	}
+}

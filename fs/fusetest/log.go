@@ -1,0 +1,26 @@
+package fusetest
+
+import (
+	"bytes"
+	"sync"
+)
+
+// LogBuffer collects what a server under test logs (its logger's output,
+// or a daemon's stderr) from many goroutines while the test reads it.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
