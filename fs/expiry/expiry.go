@@ -30,8 +30,9 @@ func New[K comparable]() *Queue[K] {
 	return &Queue[K]{index: make(map[K]*entry[K])}
 }
 
-// Len is the number of keys in the queue.
-func (q *Queue[K]) Len() int { return len(q.h) }
+// size is the number of keys in the queue (for the tests: the filesystem
+// asks only for what is due).
+func (q *Queue[K]) size() int { return len(q.h) }
 
 // Set gives key the deadline, adding it if it is new.
 func (q *Queue[K]) Set(key K, deadline time.Time) {
@@ -53,8 +54,9 @@ func (q *Queue[K]) Remove(key K) {
 	}
 }
 
-// Deadline returns key's deadline.
-func (q *Queue[K]) Deadline(key K) (time.Time, bool) {
+// deadline returns key's deadline (for the tests: the filesystem keeps its
+// own copy of each session's deadline).
+func (q *Queue[K]) deadline(key K) (time.Time, bool) {
 	e, ok := q.index[key]
 	if !ok {
 		return time.Time{}, false

@@ -137,12 +137,12 @@ func TestQueueTable(t *testing.T) {
 				switch o.kind {
 				case "set":
 					q.Set(o.key, at(o.sec))
-					if d, ok := q.Deadline(o.key); !ok || !d.Equal(at(o.sec)) {
+					if d, ok := q.deadline(o.key); !ok || !d.Equal(at(o.sec)) {
 						t.Fatalf("op %d: Deadline(%q) = %v, %v after Set to %v", i, o.key, d, ok, at(o.sec))
 					}
 				case "remove":
 					q.Remove(o.key)
-					if _, ok := q.Deadline(o.key); ok {
+					if _, ok := q.deadline(o.key); ok {
 						t.Fatalf("op %d: %q still has a deadline after Remove", i, o.key)
 					}
 				case "pop":
@@ -155,14 +155,14 @@ func TestQueueTable(t *testing.T) {
 						t.Fatalf("op %d: PopDue(%d) = %q, want %q", i, o.sec, got, o.want)
 					}
 					for _, k := range got {
-						if _, ok := q.Deadline(k); ok {
+						if _, ok := q.deadline(k); ok {
 							t.Fatalf("op %d: popped %q still has a deadline", i, k)
 						}
 					}
 				}
 			}
-			if q.Len() != tc.wantLen {
-				t.Errorf("Len = %d, want %d", q.Len(), tc.wantLen)
+			if q.size() != tc.wantLen {
+				t.Errorf("Len = %d, want %d", q.size(), tc.wantLen)
 			}
 			next, ok := q.Next()
 			switch {
@@ -236,14 +236,14 @@ func TestQueueModel(t *testing.T) {
 				}
 			default:
 				k := r.IntN(keys)
-				d, ok := q.Deadline(k)
+				d, ok := q.deadline(k)
 				md, mok := model[k]
 				if ok != mok || ok && !d.Equal(md) {
 					t.Fatalf("seed %d step %d: Deadline(%d) = %v, %v; model %v, %v", seed, step, k, d, ok, md, mok)
 				}
 			}
-			if q.Len() != len(model) {
-				t.Fatalf("seed %d step %d: Len %d, model %d", seed, step, q.Len(), len(model))
+			if q.size() != len(model) {
+				t.Fatalf("seed %d step %d: Len %d, model %d", seed, step, q.size(), len(model))
 			}
 			next, ok := q.Next()
 			if ok != (len(model) > 0) {
@@ -270,7 +270,7 @@ func TestQueueIdleAllocatesNothing(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() {
 		q.Next()
 		q.PopDue(at(0), math.MaxInt)
-		q.Deadline(5)
+		q.deadline(5)
 	})
 	if allocs != 0 {
 		t.Errorf("idle Next/PopDue/Deadline: %v allocations per run, want 0", allocs)
@@ -305,7 +305,7 @@ func BenchmarkQueue100k(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			k := benchKeys + i
 			q.Set(k, at(r.IntN(benchKeys)))
-			if q.Len() > 2*benchKeys {
+			if q.size() > 2*benchKeys {
 				b.StopTimer()
 				q, _ = fullQueue(r)
 				b.StartTimer()
@@ -362,7 +362,7 @@ func BenchmarkQueue100k(b *testing.B) {
 		var q *Queue[int]
 		popped := 0
 		for b.Loop() {
-			if q == nil || q.Len() == 0 {
+			if q == nil || q.size() == 0 {
 				b.StopTimer()
 				q, _ = fullQueue(r)
 				b.StartTimer()
