@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,10 +107,7 @@ func mmapHelper(in io.Reader, out io.Writer) int {
 
 // mapping is a shared writable mapping held by a helper process.
 type mapping struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	out  *bufio.Reader
+	*helperChild
 	size int
 }
 
@@ -120,21 +116,7 @@ type mapping struct {
 // before the unmount.
 func mapShared(t testing.TB, p string, size int) *mapping {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), mmapHelperEnv+"=1")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	m := &mapping{t: t, cmd: cmd, in: in, out: bufio.NewReader(out), size: size}
+	m := &mapping{startHelperChild(t, "mmap helper", mmapHelperEnv, ""), size}
 	t.Cleanup(m.close)
 	m.do("map %s %d", p, size)
 	return m
@@ -142,14 +124,7 @@ func mapShared(t testing.TB, p string, size int) *mapping {
 
 func (m *mapping) do(format string, args ...any) string {
 	m.t.Helper()
-	if _, err := fmt.Fprintf(m.in, format+"\n", args...); err != nil {
-		m.t.Fatalf("mmap helper: %v", err)
-	}
-	line, err := m.out.ReadString('\n')
-	if err != nil {
-		m.t.Fatalf("mmap helper: %v", err)
-	}
-	status, reply, _ := strings.Cut(strings.TrimSpace(line), " ")
+	status, reply := m.ask(format, args...)
 	if status != "ok" {
 		m.t.Fatalf("mmap helper: %s: %s", fmt.Sprintf(format, args...), reply)
 	}
@@ -170,8 +145,7 @@ func (m *mapping) sync() { m.t.Helper(); m.do("sync") }
 func (m *mapping) unmap() { m.t.Helper(); m.do("unmap") }
 
 func (m *mapping) close() {
-	m.in.Close()
-	if err := m.cmd.Wait(); err != nil {
+	if err := m.stop(); err != nil {
 		m.t.Errorf("mmap helper: %v", err)
 	}
 }

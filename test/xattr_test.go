@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -92,55 +91,24 @@ func xattrHelper(in io.Reader, out io.Writer) int {
 }
 
 // attacker is a helper process running as nobody in a directory.
-type attacker struct {
-	t   testing.TB
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Reader
-}
+type attacker struct{ *helperChild }
 
 // attackFrom starts an attacker in dir. Register it after the mount: its
 // cleanup must run before the unmount.
 func attackFrom(t testing.TB, dir string) *attacker {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), xattrHelperEnv+"=1")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	a := &attacker{t: t, cmd: cmd, in: in, out: bufio.NewReader(out)}
-	t.Cleanup(func() {
-		a.in.Close()
-		a.cmd.Wait()
-	})
+	a := &attacker{startHelperChild(t, "attacker", xattrHelperEnv, dir)}
+	t.Cleanup(func() { a.stop() })
 	return a
 }
 
 // do runs one command and returns "" on success, else the errno's name.
 func (a *attacker) do(format string, args ...any) string {
 	a.t.Helper()
-	if _, err := fmt.Fprintf(a.in, format+"\n", args...); err != nil {
-		a.t.Fatalf("attacker: %v", err)
+	if status, reply := a.ask(format, args...); status != "ok" {
+		return reply
 	}
-	line, err := a.out.ReadString('\n')
-	if err != nil {
-		a.t.Fatalf("attacker: %s: %v", fmt.Sprintf(format, args...), err)
-	}
-	status, reply, _ := strings.Cut(strings.TrimSpace(line), " ")
-	if status == "ok" {
-		return ""
-	}
-	return reply
+	return ""
 }
 
 // must runs a command that has to succeed.
