@@ -51,10 +51,6 @@ func daemonize(c *mountConfig, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
 		return exitFailure
 	}
-	if c.log.file == "" && daemonLogTarget() == "" {
-		// Said now, while somebody may read it: a daemon's stderr is /dev/null.
-		fmt.Fprintln(stderr, "spoolfs mount: no journal or syslog socket here, so the daemon's log is discarded (see --log-file)")
-	}
 	cmd := exec.Command(self, append([]string{"mount", "--foreground"}, args...)...)
 	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
 	cmd.ExtraFiles = []*os.File{w}
@@ -73,6 +69,12 @@ func daemonize(c *mountConfig, args []string, stderr io.Writer) int {
 	case msg := <-done:
 		if msg == "ok" {
 			cmd.Process.Release()
+			if c.log.file == "" && daemonLogTarget() == "" {
+				// Said now, while somebody may read it: a daemon's stderr
+				// is /dev/null. Only once mounted: a mount that fails
+				// says one line, why it failed.
+				fmt.Fprintln(stderr, "spoolfs mount: no journal or syslog socket here, so the daemon's log is discarded (see --log-file)")
+			}
 			return exitOK
 		}
 		if msg == "" {
