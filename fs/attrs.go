@@ -91,13 +91,31 @@ func (a *attrs) touchChange() {
 	a.mu.Unlock()
 }
 
-// setattrLocked applies mode, owner and time changes. The kernel has checked
-// permissions already (default_permissions); what is left is the rule that a
-// change of owner clears setuid and setgid, as on every Linux filesystem.
+// lockForSetattr takes what setattrLocked needs: mu, and before it xmu
+// when the mode changes, for the access ACL changes with it. It returns
+// the function that unlocks them.
+func (a *attrs) lockForSetattr(in *fuse.SetAttrIn) (unlock func()) {
+	if _, ok := in.GetMode(); !ok {
+		a.mu.Lock()
+		return a.mu.Unlock
+	}
+	a.xmu.Lock()
+	a.mu.Lock()
+	return func() {
+		a.mu.Unlock()
+		a.xmu.Unlock()
+	}
+}
+
+// setattrLocked applies mode, owner and time changes, under lockForSetattr.
+// The kernel has checked permissions already (default_permissions); what
+// is left is the rule that a change of owner clears setuid and setgid, as
+// on every Linux filesystem, and chmod's change to the access ACL.
 func (a *attrs) setattrLocked(in *fuse.SetAttrIn) {
 	changed := false
 	if mode, ok := in.GetMode(); ok {
 		a.mode = a.mode&syscall.S_IFMT | mode
+		a.chmodACLLocked(mode)
 		changed = true
 	}
 	uid, uok := in.GetUID()
