@@ -17,10 +17,11 @@ import (
 // Node kinds embed it; its methods are named so that they never clash with
 // fs.Inode's.
 type attrs struct {
-	fsys *FS
-	ino  uint64
-	acct *quota.Account // fixed at creation: renames never cross accounts
-	sess *session       // the session the node is in; nil at the root level
+	fsys  *FS
+	ino   uint64
+	acct  *quota.Account // fixed at creation: renames never cross accounts
+	sess  *session       // the session the node is in; nil at the root level
+	btime time.Time      // when the node was made: fixed, read without a lock
 
 	mu sync.Mutex
 	// Guarded by mu:
@@ -49,7 +50,7 @@ type attrs struct {
 func (f *FS) initAttrs(a *attrs, ctx context.Context, parent *dirNode, mode uint32, acct *quota.Account) {
 	now := f.now()
 	a.fsys, a.ino, a.acct, a.mode, a.nlink = f, f.nextIno.Add(1), acct, mode, 1
-	a.atime, a.mtime, a.ctime = now, now, now
+	a.atime, a.mtime, a.ctime, a.btime = now, now, now, now
 	if c, ok := fuse.FromContext(ctx); ok {
 		a.uid, a.gid = c.Uid, c.Gid
 	}

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -262,6 +264,78 @@ func TestACLIsChargedLikeXattrs(t *testing.T) {
 	fill.Close()
 	os.Remove(m.path("fill"))
 	checkUsageMatchesTree(t, m)
+}
+
+// TestBirthTime: statx reports when each node was made, and nothing done to
+// it later changes that.
+func TestBirthTime(t *testing.T) {
+	m := mountBinary(t)
+	sess := filepath.Join(m.Dir, "s") // a top-level directory is a session
+	before := time.Now()
+	if err := os.Mkdir(sess, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := func(name string) string { return filepath.Join(sess, name) }
+	writeFile(t, p("file"), []byte("x"))
+	if err := os.Mkdir(p("dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("file", p("link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(p("fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mknod(p("sock"), unix.S_IFSOCK|0o644, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mknod(p("null"), unix.S_IFCHR|0o644, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	names := []string{"file", "dir", "link", "fifo", "sock", "null"}
+	born := make(map[string]time.Time)
+	for _, name := range append(names, ".") {
+		bt, ok := btime(t, p(name))
+		if !ok {
+			t.Errorf("%s: statx has no birth time", name)
+			continue
+		}
+		if bt.Before(before) || bt.After(after) {
+			t.Errorf("%s: born %v, not between %v and %v", name, bt, before, after)
+		}
+		born[name] = bt
+	}
+	if bt, ok := btime(t, m.Dir); !ok || bt.After(before) {
+		t.Errorf("the mount root: birth time %v (present: %v), want one before %v", bt, ok, before)
+	}
+
+	// Change everything that can change.
+	run(t, "cd "+sess+" && echo more >> file && truncate -s 1M file && chmod 600 file dir fifo && "+
+		"touch -d 2001-01-01 file dir fifo sock && touch -h link && mv dir dir2 && mv dir2 dir && "+
+		"setfattr -n user.x -v y file && ln file hard && chown nobody null")
+	for _, name := range names {
+		if bt, ok := btime(t, p(name)); !born[name].IsZero() && (!ok || !bt.Equal(born[name])) {
+			t.Errorf("%s: birth time went from %v to %v (present: %v)", name, born[name], bt, ok)
+		}
+	}
+	if got := run(t, "stat -c %w "+p("file")); got == "-" {
+		t.Errorf("stat -c %%w prints %q", got)
+	}
+}
+
+// btime asks the daemon (not the kernel's cache) for p's birth time.
+func btime(t *testing.T, p string) (time.Time, bool) {
+	t.Helper()
+	var st unix.Statx_t
+	err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_FORCE_SYNC, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st)
+	if err != nil {
+		if errors.Is(err, unix.ENOSYS) {
+			t.Skip("no statx")
+		}
+		t.Fatalf("statx %s: %v", p, err)
+	}
+	return time.Unix(st.Btime.Sec, int64(st.Btime.Nsec)), st.Mask&unix.STATX_BTIME != 0
 }
 
 // TestACLDropsSetgidOfOutsider: an owner outside a setgid file's group may
