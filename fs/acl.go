@@ -52,9 +52,9 @@ func (a acl) setPerm(i int, perm uint32) {
 	binary.LittleEndian.PutUint16(a[aclHeaderSize+i*aclEntrySize+2:], uint16(perm&7))
 }
 
-// parseACL checks the shape of a value: known tags only, and one each of
-// the owner, group and other entries (and at most one mask), which the
-// code below counts on. The kernel has validated it further.
+// parseACL checks the shape of a value: known tags and rwx bits only, and
+// one each of the owner, group and other entries (at most one mask),
+// which the code below counts on. The kernel has validated it further.
 func parseACL(value []byte) (acl, syscall.Errno) {
 	a := acl(value)
 	if len(a) < aclHeaderSize || (len(a)-aclHeaderSize)%aclEntrySize != 0 ||
@@ -63,6 +63,9 @@ func parseACL(value []byte) (acl, syscall.Errno) {
 	}
 	var userObj, groupObj, mask, other int
 	for i := range a.entries() {
+		if a.perm(i) > 7 {
+			return nil, syscall.EINVAL // more than rwx would reach the mode's other bits
+		}
 		switch a.tag(i) {
 		case aclUserObj:
 			userObj++
@@ -94,78 +97,58 @@ func (a acl) extended() bool {
 	return false
 }
 
-// modeBits is the permission bits an access ACL gives the mode: the group
-// bits are the mask's where there is one (posix_acl_equiv_mode).
-func (a acl) modeBits() uint32 {
-	var user, group, mask, other uint32
-	hasMask := false
+// classes returns the entries that the mode's owner, group and other
+// bits stand for: the group class is the mask where there is one, else
+// the owning group's entry (parseACL made sure each is there).
+func (a acl) classes() (owner, group, other int) {
+	mask := -1
 	for i := range a.entries() {
 		switch a.tag(i) {
 		case aclUserObj:
-			user = a.perm(i)
+			owner = i
 		case aclGroupObj:
-			group = a.perm(i)
+			group = i
 		case aclMask:
-			mask, hasMask = a.perm(i), true
+			mask = i
 		case aclOther:
-			other = a.perm(i)
+			other = i
 		}
 	}
-	if hasMask {
+	if mask >= 0 {
 		group = mask
 	}
-	return user<<6 | group<<3 | other
+	return owner, group, other
 }
 
-// chmod sets the owner, group-class and other entries from mode's bits, as
-// chmod(2) does to an access ACL (posix_acl_chmod): the group class is the
-// mask where there is one, so chmod never widens a named entry's rights.
+// modeBits is the permission bits an access ACL gives the mode
+// (posix_acl_equiv_mode).
+func (a acl) modeBits() uint32 {
+	owner, group, other := a.classes()
+	return a.perm(owner)<<6 | a.perm(group)<<3 | a.perm(other)
+}
+
+// chmod sets the classes' entries from mode's bits, as chmod(2) does to
+// an access ACL (posix_acl_chmod): with a mask, chmod never widens a named
+// entry's rights, nor the owning group's.
 func (a acl) chmod(mode uint32) {
-	groupClass := -1
-	for i := range a.entries() {
-		switch a.tag(i) {
-		case aclUserObj:
-			a.setPerm(i, mode>>6)
-		case aclGroupObj:
-			if groupClass < 0 {
-				groupClass = i
-			}
-		case aclMask:
-			groupClass = i
-		case aclOther:
-			a.setPerm(i, mode)
-		}
-	}
-	a.setPerm(groupClass, mode>>3)
+	owner, group, other := a.classes()
+	a.setPerm(owner, mode>>6)
+	a.setPerm(group, mode>>3)
+	a.setPerm(other, mode)
 }
 
 // inherit returns what a node made with mode gets from its directory's
-// default ACL def (posix_acl_create): its access ACL, nil if the mode says
-// all of it, and its mode, whose permission bits are cut to what the ACL
-// allows. The umask plays no part: a default ACL replaces it.
+// default ACL def (posix_acl_create): its access ACL, each class cut to
+// what mode allows, or nil if the mode says all of it; and its mode, whose
+// permission bits are cut to what the ACL allows. The umask plays no part:
+// a default ACL replaces it.
 func (def acl) inherit(mode uint32) (acl, uint32) {
 	a := acl(append([]byte(nil), def...))
-	perms := mode & 0o777
-	groupClass := -1
-	for i := range a.entries() {
-		switch a.tag(i) {
-		case aclUserObj:
-			a.setPerm(i, a.perm(i)&(perms>>6))
-			perms = perms&^0o700 | a.perm(i)<<6
-		case aclGroupObj:
-			if groupClass < 0 {
-				groupClass = i
-			}
-		case aclMask:
-			groupClass = i
-		case aclOther:
-			a.setPerm(i, a.perm(i)&perms)
-			perms = perms&^0o007 | a.perm(i)
-		}
-	}
-	a.setPerm(groupClass, a.perm(groupClass)&(perms>>3))
-	perms = perms&^0o070 | a.perm(groupClass)<<3
-	mode = mode&^0o777 | perms
+	owner, group, other := a.classes()
+	a.setPerm(owner, a.perm(owner)&(mode>>6))
+	a.setPerm(group, a.perm(group)&(mode>>3))
+	a.setPerm(other, a.perm(other)&mode)
+	mode = mode&^0o777 | a.modeBits()
 	if !a.extended() {
 		return nil, mode
 	}

@@ -34,6 +34,7 @@ func TestParseACLRefusesMalformed(t *testing.T) {
 		"garbage":       []byte("not an acl at all"),
 		"unknown tag":   makeACL(append(base, [3]uint32{0x40, 7, 0})...),
 		"every tag bit": makeACL([3]uint32{0xffff, 7, 0}),
+		"setuid perm":   makeACL([3]uint32{aclUserObj, 0o4007 >> 6 << 6, noID}, base[1], base[2]),
 		"two owners":    makeACL(append(base, base[0])...),
 		"two masks":     makeACL(append(base, [3]uint32{aclMask, 7, noID}, [3]uint32{aclMask, 7, noID})...),
 	} {
