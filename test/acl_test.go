@@ -155,8 +155,10 @@ func TestACLDefaultIsInherited(t *testing.T) {
 	}
 
 	// With no default ACL the umask applies again.
-	run(t, "setfacl -k "+shared+" && touch "+shared+"/plain")
+	run(t, "setfacl -k "+shared+" && cd "+shared+" && touch plain && mkdir plaindir && mkfifo plainfifo")
 	wantMode(t, filepath.Join(shared, "plain"), 0o644)
+	wantMode(t, filepath.Join(shared, "plaindir"), 0o755)
+	wantMode(t, filepath.Join(shared, "plainfifo"), 0o644)
 	wantACL(t, filepath.Join(shared, "plain"), "user::rw-", "group::r--", "other::r--")
 }
 
