@@ -17,10 +17,11 @@ import (
 // Node kinds embed it; its methods are named so that they never clash with
 // fs.Inode's.
 type attrs struct {
-	fsys *FS
-	ino  uint64
-	acct *quota.Account // fixed at creation: renames never cross accounts
-	sess *session       // the session the node is in; nil at the root level
+	fsys  *FS
+	ino   uint64
+	acct  *quota.Account // fixed at creation: renames never cross accounts
+	sess  *session       // the session the node is in; nil at the root level
+	btime time.Time      // when the node was made: fixed, read without a lock
 
 	mu sync.Mutex
 	// Guarded by mu:
@@ -49,7 +50,7 @@ type attrs struct {
 func (f *FS) initAttrs(a *attrs, ctx context.Context, parent *dirNode, mode uint32, acct *quota.Account) {
 	now := f.now()
 	a.fsys, a.ino, a.acct, a.mode, a.nlink = f, f.nextIno.Add(1), acct, mode, 1
-	a.atime, a.mtime, a.ctime = now, now, now
+	a.atime, a.mtime, a.ctime, a.btime = now, now, now, now
 	if c, ok := fuse.FromContext(ctx); ok {
 		a.uid, a.gid = c.Uid, c.Gid
 	}
@@ -91,13 +92,31 @@ func (a *attrs) touchChange() {
 	a.mu.Unlock()
 }
 
-// setattrLocked applies mode, owner and time changes. The kernel has checked
-// permissions already (default_permissions); what is left is the rule that a
-// change of owner clears setuid and setgid, as on every Linux filesystem.
+// lockForSetattr takes what setattrLocked needs: mu, and before it xmu
+// when the mode changes, for the access ACL changes with it. It returns
+// the function that unlocks them.
+func (a *attrs) lockForSetattr(in *fuse.SetAttrIn) (unlock func()) {
+	if _, ok := in.GetMode(); !ok {
+		a.mu.Lock()
+		return a.mu.Unlock
+	}
+	a.xmu.Lock()
+	a.mu.Lock()
+	return func() {
+		a.mu.Unlock()
+		a.xmu.Unlock()
+	}
+}
+
+// setattrLocked applies mode, owner and time changes, under lockForSetattr.
+// The kernel has checked permissions already (default_permissions); what
+// is left is the rule that a change of owner clears setuid and setgid, as
+// on every Linux filesystem, and chmod's change to the access ACL.
 func (a *attrs) setattrLocked(in *fuse.SetAttrIn) {
 	changed := false
 	if mode, ok := in.GetMode(); ok {
 		a.mode = a.mode&syscall.S_IFMT | mode
+		a.chmodACLLocked(mode)
 		changed = true
 	}
 	uid, uok := in.GetUID()

@@ -143,10 +143,15 @@ func (n *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 	}
 	defer leave()
 	acct := n.childAccount()
-	if errno := n.addEntry(name, acct); errno != 0 {
+	inh, mode, errno := n.inherit(acct, syscall.S_IFREG|mode&07777)
+	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	file := n.fsys.newFile(ctx, n, mode, acct)
+	if errno := n.addEntry(name, acct); errno != 0 {
+		inh.release(n.fsys, acct)
+		return nil, nil, 0, errno
+	}
+	file := n.fsys.newFile(ctx, n, mode, acct, inh)
 	h, fopen := file.open(flags)
 	ch := n.NewPersistentInode(ctx, file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: file.ino})
 	file.fillEntry(out)
@@ -160,11 +165,17 @@ func (n *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	}
 	defer leave()
 	acct := n.childAccount()
+	inh, mode, errno := n.inherit(acct, syscall.S_IFDIR|mode&07777)
+	if errno != 0 {
+		return nil, errno
+	}
 	if errno := n.addEntry(name, acct); errno != 0 {
+		inh.release(n.fsys, acct)
 		return nil, errno
 	}
 	dir := &dirNode{}
-	n.fsys.initAttrs(&dir.attrs, ctx, n, syscall.S_IFDIR|mode&07777, acct)
+	n.fsys.initAttrs(&dir.attrs, ctx, n, mode, acct)
+	dir.adopt(inh)
 	dir.nlink = 2
 	n.adjustNlink(+1)
 	return n.addNode(ctx, dir, out), 0
@@ -177,23 +188,31 @@ func (n *dirNode) Mknod(ctx context.Context, name string, mode, rdev uint32, out
 	}
 	defer leave()
 	acct := n.childAccount()
-	var nd node
 	switch mode & syscall.S_IFMT {
 	case syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
-		if errno := n.addEntry(name, acct); errno != 0 {
-			return nil, errno
-		}
-		sp := &specialNode{}
-		n.fsys.initAttrs(&sp.attrs, ctx, n, mode, acct)
-		sp.rdev = rdev
-		nd = sp
-	case syscall.S_IFREG, 0: // mknod(2) of a regular file: an empty file
-		if errno := n.addEntry(name, acct); errno != 0 {
-			return nil, errno
-		}
-		nd = n.fsys.newFile(ctx, n, mode, acct)
+	case 0: // mknod(2) of a regular file: an empty file
+		mode |= syscall.S_IFREG
+	case syscall.S_IFREG:
 	default:
 		return nil, syscall.EINVAL
+	}
+	inh, mode, errno := n.inherit(acct, mode)
+	if errno != 0 {
+		return nil, errno
+	}
+	if errno := n.addEntry(name, acct); errno != 0 {
+		inh.release(n.fsys, acct)
+		return nil, errno
+	}
+	var nd node
+	if mode&syscall.S_IFMT == syscall.S_IFREG {
+		nd = n.fsys.newFile(ctx, n, mode, acct, inh)
+	} else {
+		sp := &specialNode{}
+		n.fsys.initAttrs(&sp.attrs, ctx, n, mode, acct)
+		sp.adopt(inh)
+		sp.rdev = rdev
+		nd = sp
 	}
 	return n.addNode(ctx, nd, out), 0
 }

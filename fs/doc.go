@@ -18,12 +18,15 @@
 //   - Every node is charged one inode to the account of the tree it lives
 //     in (the root level or one session), and a file's pages to the same
 //     account through spill. What a node keeps in RAM besides (extended
-//     attributes, a symlink's target) is charged to that account too, and
+//     attributes, ACLs among them, a symlink's target) is charged to that
+//     account too, and
 //     to the pool's RAM budget, in 512-byte units that st_blocks shows
 //     (meta.go); it goes back when the node is freed. Renames and links
 //     never cross accounts (EXDEV), so a charge never has to move.
 //   - A file is freed (bytes and inode) when it has neither a name nor an
 //     open handle, as on any POSIX filesystem.
+//   - A node's access ACL, if stored, and its mode's permission bits agree
+//     (acl.go): each change to one changes the other under the node's xmu.
 //   - A session, once ended, is absent: every lookup goes through
 //     dirNode.child, which hides ended sessions and everything inside one,
 //     even where go-fuse's tree still shows them (go-fuse adds an entry
@@ -45,7 +48,9 @@
 // and before any file's fill lock, which is taken before its attrs.mu and
 // before the locks inside its spill.File. A node's attrs.xmu (its extended
 // attributes and their charge) is taken after the gate and before its
-// attrs.mu, never with another node's xmu or fill lock, and is held while
+// attrs.mu (a chmod takes both, for the access ACL), never with another
+// node's xmu or fill lock (a new node's directory's xmu is let go before
+// the new node is made), and is held while
 // the charge is made: the quota's lock and the pool's, and, when the pool
 // evicts, other files' spill locks, which it takes with TryLock only.
 // attrs.mu is never held while another node's is taken, except a

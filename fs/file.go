@@ -90,9 +90,10 @@ func (f *FS) openFlagsFor(flags uint32) uint32 {
 	return openFlags
 }
 
-func (f *FS) newFile(ctx context.Context, parent *dirNode, mode uint32, acct *quota.Account) *fileNode {
+func (f *FS) newFile(ctx context.Context, parent *dirNode, mode uint32, acct *quota.Account, inh inheritance) *fileNode {
 	fn := &fileNode{}
 	f.initAttrs(&fn.attrs, ctx, parent, syscall.S_IFREG|mode&07777, acct)
+	fn.adopt(inh)
 	fn.data = f.pool.NewFile(acct)
 	if s := fn.sess; s != nil {
 		s.register(fn)
@@ -109,10 +110,15 @@ func (n *dirNode) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.Ent
 	}
 	defer leave()
 	acct := n.childAccount()
+	inh, mode, errno := n.inherit(acct, syscall.S_IFREG|mode&07777)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
 	if err := acct.ReserveInodes(1); err != nil {
+		inh.release(n.fsys, acct)
 		return nil, nil, 0, n.fsys.toErrno("tmpfile", err)
 	}
-	file := n.fsys.newFile(ctx, n, mode, acct)
+	file := n.fsys.newFile(ctx, n, mode, acct, inh)
 	file.nlink = 0
 	h, fopen := file.open(flags)
 	file.linkable = flags&syscall.O_EXCL == 0
@@ -153,13 +159,13 @@ func (n *fileNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetA
 			return n.fsys.toErrno("truncate", err)
 		}
 	}
-	n.mu.Lock()
+	unlock := n.lockForSetattr(in)
 	if _, ok := in.GetSize(); ok {
 		n.touchLocked()
 	}
 	n.setattrLocked(in)
 	n.fillAttrLocked(&out.Attr)
-	n.mu.Unlock()
+	unlock()
 	n.fillSize(&out.Attr)
 	return 0
 }

@@ -132,7 +132,9 @@ func (f *FS) Options() *gofs.Options {
 			// Symlinks never change: cache their targets.
 			EnableSymlinkCaching: true,
 			Options:              []string{"default_permissions"},
-			ExtraCapabilities:    f.caps,
+			// The kernel enforces POSIX ACLs, which we store (acl.go).
+			EnableAcl:         posixACLs,
+			ExtraCapabilities: f.caps,
 		},
 	}
 }

@@ -70,10 +70,10 @@ func setattrShared(a *attrs, in *fuse.SetAttrIn, size uint64, out *fuse.AttrOut)
 	if _, ok := in.GetSize(); ok {
 		return syscall.EINVAL
 	}
-	a.mu.Lock()
+	unlock := a.lockForSetattr(in)
 	a.setattrLocked(in)
 	a.fillAttrLocked(&out.Attr)
-	a.mu.Unlock()
+	unlock()
 	out.Size = size
 	return 0
 }

@@ -319,7 +319,13 @@ type sessionDir struct {
 func (t *sessionTable) newSession(ctx context.Context, root *rootDir, mode uint32) (*sessionDir, syscall.Errno) {
 	p := t.defaults
 	acct := root.acct.NewChild(quota.Limits{Bytes: p.Bytes, Inodes: p.Inodes})
+	inh, mode, errno := root.inherit(acct, syscall.S_IFDIR|mode&07777)
+	if errno != 0 {
+		acct.Close()
+		return nil, errno
+	}
 	if err := acct.ReserveInodes(1); err != nil {
+		inh.release(t.fsys, acct)
 		acct.Close()
 		return nil, t.fsys.toErrno("mkdir", err)
 	}
@@ -327,7 +333,8 @@ func (t *sessionTable) newSession(ctx context.Context, root *rootDir, mode uint3
 	s.touch()
 	dir := &sessionDir{s: s}
 	s.dir = dir
-	t.fsys.initAttrs(&dir.attrs, ctx, &root.dirNode, syscall.S_IFDIR|mode&07777, acct)
+	t.fsys.initAttrs(&dir.attrs, ctx, &root.dirNode, mode, acct)
+	dir.adopt(inh)
 	dir.nlink = 2
 	dir.sess = s
 	t.mu.Lock()

@@ -32,10 +32,17 @@ const (
 	xattrReplace = 0x2 // XATTR_REPLACE
 )
 
-// xattrNamespace checks a name the way tmpfs does: the namespaces it
-// stores (system.*, ACLs, is not supported; the kernel has already checked
-// who may use trusted.*), EINVAL for a namespace with nothing after it.
+// xattrNamespace checks a name the way tmpfs does: of system.* it stores
+// the ACLs only, and only where the kernel enforces them (the kernel has
+// already checked who may use trusted.*); EINVAL for a namespace with
+// nothing after it.
 func xattrNamespace(name string) syscall.Errno {
+	if name == aclAccessName || name == aclDefaultName {
+		if posixACLs {
+			return 0
+		}
+		return syscall.EOPNOTSUPP
+	}
 	for _, ns := range []string{"user.", "trusted.", "security."} {
 		if strings.HasPrefix(name, ns) {
 			if len(name) == len(ns) {
@@ -97,7 +104,8 @@ func (a *attrs) Getxattr(ctx context.Context, name string, dest []byte) (uint32,
 
 // Setxattr stores a value, charging the node's account and the RAM budget
 // for the memory it takes beforehand: a refusal stores nothing, and a
-// replaced value is charged only the difference.
+// replaced value is charged only the difference. An ACL is checked, and
+// the access ACL changes the mode as well (acl.go).
 func (a *attrs) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
 	switch {
 	case len(name) > maxXattrName:
@@ -116,6 +124,22 @@ func (a *attrs) Setxattr(ctx context.Context, name string, data []byte, flags ui
 	if a.metaGone {
 		return syscall.ENOENT // freed: no name and no handle left
 	}
+	switch name {
+	case aclAccessName:
+		return a.setAccessACLLocked(ctx, value, flags)
+	case aclDefaultName:
+		if _, errno := parseACL(value); errno != 0 {
+			return errno
+		}
+		if !a.isDir() {
+			return syscall.EACCES // what the kernel answers for a file
+		}
+	}
+	return a.setLocked(name, value, flags)
+}
+
+// setLocked stores a value whose name and value the node owns.
+func (a *attrs) setLocked(name string, value []byte, flags uint32) syscall.Errno {
 	i, exists := a.xattrs.find(name)
 	switch {
 	case flags&xattrCreate != 0 && exists:
@@ -156,9 +180,18 @@ func (a *attrs) Setxattr(ctx context.Context, name string, data []byte, flags ui
 func (a *attrs) Removexattr(ctx context.Context, name string) syscall.Errno {
 	a.xmu.Lock()
 	defer a.xmu.Unlock()
+	if !a.removeLocked(name) {
+		return control.ErrNoAttr
+	}
+	a.touchChange()
+	return 0
+}
+
+// removeLocked removes name if the node has it, and says whether it had.
+func (a *attrs) removeLocked(name string) bool {
 	i, ok := a.xattrs.find(name)
 	if !ok {
-		return control.ErrNoAttr
+		return false
 	}
 	held := a.metaHeld - nameHeld(name) - int64(cap(a.xattrs[i].value))
 	list := slices.Delete(a.xattrs, i, i+1)
@@ -174,8 +207,7 @@ func (a *attrs) Removexattr(ctx context.Context, name string) syscall.Errno {
 	}
 	a.xattrs = list
 	a.rechargeLocked(held) // gives back: cannot fail
-	a.touchChange()
-	return 0
+	return true
 }
 
 // Listxattr writes the names, each NUL-terminated, in a stable order.

@@ -26,7 +26,7 @@ fi
 if [ -n "$FAKE_APT_FAIL" ]; then echo "$FAKE_APT_FAIL" >&2; exit 100; fi
 `
 
-// runDeps runs scripts/deps where fusermount3, getfattr and fio are
+// runDeps runs scripts/deps where fusermount3, getfattr, setfacl and fio are
 // missing and apt-get is fakeApt, whose first busy updates find the lists
 // lock held by another apt. It returns the script's output, apt-get's
 // calls, and the script's error.
@@ -80,7 +80,7 @@ func TestDepsWaitsForApt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("scripts/deps: %v\n%s", err, out)
 	}
-	for _, want := range []string{"installing fuse3 attr fio", "waiting for another apt to finish", "installed fuse3 attr fio"} {
+	for _, want := range []string{"installing fuse3 attr acl fio", "waiting for another apt to finish", "installed fuse3 attr acl fio"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -92,7 +92,7 @@ func TestDepsWaitsForApt(t *testing.T) {
 		}
 	}
 	last := calls[len(calls)-1]
-	if updates != 3 || !strings.Contains(last, "install") || !strings.Contains(last, "fuse3 attr fio") {
+	if updates != 3 || !strings.Contains(last, "install") || !strings.Contains(last, "fuse3 attr acl fio") {
 		t.Errorf("apt-get calls %q: want 3 updates, the first two refused, then the install", calls)
 	}
 	// install waits for the dpkg lock itself, if told to.

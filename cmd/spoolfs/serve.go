@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
@@ -265,9 +264,9 @@ func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) 
 		fsys.Close()
 		return nil, nil, err
 	}
-	// What gofs.Mount does, with every request seen by the tuner and
-	// timed when metrics are on.
-	server, err := fuse.NewServer(observed(gofs.NewNodeFS(fsys.Root(), opts), tuner, met), c.dir, &opts.MountOptions)
+	// What gofs.Mount does (with the umask left to fsys: see RawFS), with
+	// every request seen by the tuner and timed when metrics are on.
+	server, err := fuse.NewServer(observed(fsys.RawFS(opts), tuner, met), c.dir, &opts.MountOptions)
 	if err == nil {
 		go server.Serve()
 		err = server.WaitMount()
