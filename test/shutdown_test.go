@@ -1,11 +1,14 @@
 package test
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -48,5 +51,31 @@ func TestShutdownLeavesCoveringMountAlone(t *testing.T) {
 	}
 	if mounts.IsMounted(m.Dir) {
 		t.Errorf("%s is still a mount point", m.Dir)
+	}
+}
+
+// TestShutdownWithCopyInAnotherNamespace: a process that made a mount
+// namespace after spoolfs mounted (a container, a service with
+// PrivateTmp=) holds a copy of the mount, which keeps the FUSE connection
+// alive after the daemon unmounts its own. A signal still ends the daemon:
+// it cuts the connection off rather than serve the copy for ever.
+func TestShutdownWithCopyInAnotherNamespace(t *testing.T) {
+	m := mountBinary(t)
+	writeFile(t, filepath.Join(m.Dir, "f"), []byte("data"))
+	holder := exec.Command("unshare", "-m", "--propagation", "private", "sleep", "600")
+	if err := holder.Start(); err != nil {
+		t.Fatalf("unshare: %v", err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	waitFor(t, 30*time.Second, "the copy in the new namespace", func() bool {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", holder.Process.Pid))
+		return err == nil && strings.Contains(string(data), " "+m.Dir+" ")
+	})
+	if err := syscall.Kill(m.PID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	m.waitGone(t)
+	if mounts.IsMounted(m.Dir) {
+		t.Errorf("%s is still mounted here", m.Dir)
 	}
 }
