@@ -113,5 +113,7 @@
 //
 // File.mu is taken before Pool.mu, never the reverse. The pool picks eviction
 // victims with TryLock while holding Pool.mu, which never blocks, and spills
-// them after releasing Pool.mu.
+// them after releasing Pool.mu. SetRAMBudget and SetThreshold, which must
+// move every file they pick, wait for each file's lock with Pool.mu not
+// held; their caller must hold no File's lock.
 package spill
