@@ -36,7 +36,7 @@ func (c *mountConfig) liveOptionTable() optionTable {
 	var t optionTable
 	for _, o := range c.optionTable() {
 		if live[o.name] {
-			o.def, o.about = "", "unchanged"
+			o.def, o.about = "", ""
 			t = append(t, o)
 		}
 	}
@@ -183,7 +183,7 @@ func runRemount(flags *pflag.FlagSet, options []string, stderr io.Writer) int {
 func runSet(args []string, stdout, stderr io.Writer) int {
 	var c mountConfig
 	flags := c.liveOptionTable().flagSet("set")
-	if code, ok := parseFlags(flags, args, "Usage: spoolfs set MOUNTPOINT [flags]   (root only)", stdout, stderr); !ok {
+	if code, ok := parseFlags(flags, args, "Usage: spoolfs set MOUNTPOINT [flags]   (root only; what is not given stays as it is)", stdout, stderr); !ok {
 		return code
 	}
 	if flags.NArg() != 1 || flags.NFlag() == 0 {
