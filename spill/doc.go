@@ -37,7 +37,9 @@
 //     from the pool before a page is allocated, and a file that cannot get RAM
 //     (after evicting colder files) moves to disk instead. What the pool's
 //     users keep in RAM outside files ([Pool.HoldRAM]) counts toward the same
-//     budget, and evicts files the same way.
+//     budget, and evicts files the same way. A budget lowered on a live pool
+//     ([Pool.SetRAMBudget]) holds once that call returns: until then, files
+//     are moving to disk to get within it.
 //   - A file whose size would pass the threshold moves to disk before the
 //     operation that crosses the line is applied, so a failed move fails that
 //     operation and leaves the file as it was.
