@@ -192,7 +192,7 @@ func (s *session) setControl(ctx context.Context, name, value string) syscall.Er
 
 // setPolicy parses and applies one policy value.
 func (s *session) setPolicy(name, value string, capped bool) error {
-	ceiling := s.fsys.sessions.defaults
+	ceiling := s.fsys.sessions.policy()
 	s.mu.Lock()
 	p := s.policy
 	s.mu.Unlock()
@@ -226,6 +226,9 @@ func (n *rootDir) Getxattr(ctx context.Context, name string, dest []byte) (uint3
 }
 
 func (n *rootDir) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
+	if name == control.AttrLimits {
+		return n.fsys.setLimitsControl(ctx, string(data))
+	}
 	if control.Reserved(name) {
 		return syscall.EPERM
 	}
@@ -243,7 +246,7 @@ func (f *FS) status() control.Status {
 		Capacity: lim.Bytes, Used: u.Bytes, Inodes: lim.Inodes, InodesUsed: u.Inodes,
 		RAMBudget: f.pool.RAMBudget(), RAMUsed: ps.RAMBytes, DiskUsed: ps.DiskBytes,
 		SpillThreshold: f.pool.Threshold(), Spills: ps.Spills, Files: ps.Files,
-		SpilledFiles: ps.DiskFiles, Sessions: f.sessions.count(), SessionDefaults: f.sessions.defaults,
+		SpilledFiles: ps.DiskFiles, Sessions: f.sessions.count(), SessionDefaults: f.sessions.policy(),
 	}
 }
 

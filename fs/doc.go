@@ -59,6 +59,12 @@
 // reaper.mu are leaves: nothing else is
 // taken while they are held.
 //
+// FS.limitsMu, which serialises live changes of the mount's limits
+// (limits.go), is taken with no other lock held, and held while the quota's
+// lock, the pool's and sessionTable.mu are taken, and while the pool moves
+// files to disk: it waits for their spill locks, which is safe because no
+// one holds a spill lock while waiting for anything but the pool's.
+//
 // # Deadlocks
 //
 // A notification to the kernel (NotifyDelete, NotifyContent, NotifyEntry)

@@ -66,6 +66,20 @@ func refusedValueErrno(err error) syscall.Errno {
 	return syscall.EINVAL
 }
 
+// limitsErrno is what a write of user.spoolfs.limits returns for limits
+// the mount refused: ENOSPC for a size or inode count below what is in
+// use, EBUSY for a RAM budget that files could not be moved to disk to get
+// down to, EIO (logged) for anything else.
+func (f *FS) limitsErrno(err error) syscall.Errno {
+	switch {
+	case errors.Is(err, quota.ErrNoSpace):
+		return syscall.ENOSPC
+	case errors.Is(err, spill.ErrNoRAM), errors.Is(err, spill.ErrTooManyFiles):
+		return syscall.EBUSY
+	}
+	return f.toErrno("setlimits", err)
+}
+
 // discardLogger is used when the caller gives none: library code logs
 // nothing on its own.
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -42,6 +43,11 @@ type Config struct {
 	Now func() time.Time
 	// Observer is told of ended sessions and refusals; nil: no one.
 	Observer Observer
+	// ParseLimits reads a value written to user.spoolfs.limits (its format
+	// is package control's) into the limits to set, given the current
+	// ones: the command line's parsers, which resolve percentages as at
+	// mount. nil refuses every write.
+	ParseLimits func(value string, current Limits) (Limits, error)
 }
 
 // FS is one mounted spoolfs tree. Two FS values share nothing, so one
@@ -59,12 +65,16 @@ type FS struct {
 	filler   *cacheFiller // nil with the writeback cache
 	caps     uint64       // extra FUSE capabilities to ask for
 	obs      Observer
+
+	parseLimits func(string, Limits) (Limits, error)
+	limitsMu    sync.Mutex // serialises changes of Limits
 }
 
 // New returns a filesystem ready to be mounted. The root directory counts
 // as one inode, as on tmpfs.
 func New(cfg Config) (*FS, error) {
-	f := &FS{pool: cfg.Pool, quota: cfg.Quota, log: cfg.Logger, now: cfg.Now, caps: extraCapabilities, obs: observerOr(cfg.Observer)}
+	f := &FS{pool: cfg.Pool, quota: cfg.Quota, log: cfg.Logger, now: cfg.Now, caps: extraCapabilities, obs: observerOr(cfg.Observer),
+		parseLimits: cfg.ParseLimits}
 	if cfg.WritebackCache {
 		f.caps |= fuse.CAP_WRITEBACK_CACHE
 	}

@@ -68,15 +68,30 @@ func (s *session) deadlineLocked() (time.Time, string) {
 
 // sessionTable tracks the live sessions and their deadlines.
 type sessionTable struct {
-	fsys     *FS
-	defaults control.SessionPolicy
-	kick     chan struct{} // wakes the expiry loop after a deadline moved
-	reaper   *reaper
+	fsys   *FS
+	kick   chan struct{} // wakes the expiry loop after a deadline moved
+	reaper *reaper
 
 	mu sync.Mutex
 	// Guarded by mu:
-	queue *expiry.Queue[*session]
-	live  map[*session]struct{}
+	defaults control.SessionPolicy // of new sessions, and their owners' ceiling
+	queue    *expiry.Queue[*session]
+	live     map[*session]struct{}
+}
+
+// policy is the default and ceiling of sessions, as last set.
+func (t *sessionTable) policy() control.SessionPolicy {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.defaults
+}
+
+// setPolicy changes the default and ceiling of sessions made from now on,
+// and of the changes their owners make from now on.
+func (t *sessionTable) setPolicy(p control.SessionPolicy) {
+	t.mu.Lock()
+	t.defaults = p
+	t.mu.Unlock()
 }
 
 func newSessionTable(f *FS, defaults control.SessionPolicy) *sessionTable {
@@ -317,7 +332,7 @@ type sessionDir struct {
 
 // newSession makes the session for a top-level directory.
 func (t *sessionTable) newSession(ctx context.Context, root *rootDir, mode uint32) (*sessionDir, syscall.Errno) {
-	p := t.defaults
+	p := t.policy()
 	acct := root.acct.NewChild(quota.Limits{Bytes: p.Bytes, Inodes: p.Inodes})
 	inh, mode, errno := root.inherit(acct, syscall.S_IFDIR|mode&07777)
 	if errno != 0 {

@@ -189,6 +189,26 @@ func (a *Account) SetLimits(l Limits) {
 	a.limit = countsOf(l)
 }
 
+// Resize changes the limits of a, as SetLimits does, unless a limit would
+// be below what a holds now: then it changes nothing and returns ErrNoSpace
+// for the root, ErrQuota below it, as shrinking a tmpfs below its use is
+// refused.
+func (a *Account) Resize(l Limits) error {
+	a.tree.mu.Lock()
+	defer a.tree.mu.Unlock()
+	want := countsOf(l)
+	for r := range want {
+		if want[r] != 0 && a.used[r] > max(want[r], 0) {
+			if a.parent == nil {
+				return ErrNoSpace
+			}
+			return ErrQuota
+		}
+	}
+	a.limit = want
+	return nil
+}
+
 // Available returns how much more a could reserve now, the least room over
 // a and its ancestors: what statfs reports. A field is math.MaxInt64 when no
 // level limits it, and zero for a closed account.

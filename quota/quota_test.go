@@ -257,6 +257,43 @@ func TestSetLimitsBelowUsage(t *testing.T) {
 	mustCheck(t, root)
 }
 
+// TestResizeRefusesBelowUse: a mount cannot shrink below what it holds,
+// as tmpfs refuses; a refused Resize changes nothing, and one at exactly
+// the usage, or to no limit, is taken.
+func TestResizeRefusesBelowUse(t *testing.T) {
+	root := NewRoot(Limits{Bytes: 100, Inodes: 10})
+	s := root.NewChild(Limits{})
+	if err := s.Reserve(60); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReserveInodes(4); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []Limits{{Bytes: 59, Inodes: 10}, {Bytes: 100, Inodes: 3}, {Bytes: -1}} {
+		if err := root.Resize(l); err != ErrNoSpace {
+			t.Errorf("Resize(%+v) of the root: %v, want ErrNoSpace", l, err)
+		}
+		if err := s.Resize(l); err != ErrQuota {
+			t.Errorf("Resize(%+v) of a child: %v, want ErrQuota", l, err)
+		}
+	}
+	if got := root.Limits(); got != (Limits{Bytes: 100, Inodes: 10}) {
+		t.Fatalf("refused Resize changed the limits to %+v", got)
+	}
+	for _, l := range []Limits{{Bytes: 60, Inodes: 4}, {}, {Bytes: 1000, Inodes: 5}} {
+		if err := root.Resize(l); err != nil {
+			t.Fatalf("Resize(%+v): %v", l, err)
+		}
+		if got := root.Limits(); got != l {
+			t.Fatalf("Resize(%+v) left %+v", l, got)
+		}
+	}
+	if err := s.Reserve(941); err != ErrNoSpace {
+		t.Fatalf("past the grown limit: %v, want ErrNoSpace", err)
+	}
+	mustCheck(t, root)
+}
+
 func TestAvailable(t *testing.T) {
 	root := NewRoot(Limits{Bytes: 100})
 	s := root.NewChild(Limits{Bytes: 30, Inodes: 5})
@@ -447,6 +484,21 @@ func (m *model) close(i int) Usage {
 	return u
 }
 
+// resize sets i's limits unless one is below what i holds.
+func (m *model) resize(i int, l Limits) error {
+	u := m.usages()[i]
+	for r := range resource(numResources) {
+		if lim := limitOf(l, r); lim != 0 && usedOf(u, r) > max(lim, 0) {
+			if i == 0 {
+				return ErrNoSpace
+			}
+			return ErrQuota
+		}
+	}
+	m.limit[i] = l
+	return nil
+}
+
 func (m *model) available(i int, us []Usage) Usage {
 	if m.closed[i] {
 		return Usage{}
@@ -472,6 +524,7 @@ const (
 	opSetLimits
 	opClose
 	opNewChild
+	opResize
 	numOps
 )
 
@@ -541,6 +594,11 @@ func (h *harness) apply(t testing.TB, o op) {
 		}
 	case opNewChild:
 		h.newChild(i, o.lim)
+	case opResize:
+		got := a.Resize(o.lim)
+		if want := h.m.resize(i, o.lim); got != want {
+			t.Fatalf("Resize %d to %+v: got %v, want %v", i, o.lim, got, want)
+		}
 	}
 	h.compare(t)
 }
@@ -575,8 +633,11 @@ func randomOp(rng *rand.Rand) op {
 	case p < 88:
 		o.kind = opReleaseInodes
 		o.n = rng.Int64N(5) - 1
-	case p < 94:
+	case p < 91:
 		o.kind = opSetLimits
+		o.lim = Limits{Bytes: rng.Int64N(4) * rng.Int64N(200), Inodes: rng.Int64N(3) * rng.Int64N(10)}
+	case p < 94:
+		o.kind = opResize
 		o.lim = Limits{Bytes: rng.Int64N(4) * rng.Int64N(200), Inodes: rng.Int64N(3) * rng.Int64N(10)}
 	case p < 97:
 		o.kind = opClose

@@ -37,7 +37,9 @@
 //     from the pool before a page is allocated, and a file that cannot get RAM
 //     (after evicting colder files) moves to disk instead. What the pool's
 //     users keep in RAM outside files ([Pool.HoldRAM]) counts toward the same
-//     budget, and evicts files the same way.
+//     budget, and evicts files the same way. A budget lowered on a live pool
+//     ([Pool.SetRAMBudget]) holds once that call returns: until then, files
+//     are moving to disk to get within it.
 //   - A file whose size would pass the threshold moves to disk before the
 //     operation that crosses the line is applied, so a failed move fails that
 //     operation and leaves the file as it was.
@@ -113,5 +115,7 @@
 //
 // File.mu is taken before Pool.mu, never the reverse. The pool picks eviction
 // victims with TryLock while holding Pool.mu, which never blocks, and spills
-// them after releasing Pool.mu.
+// them after releasing Pool.mu. SetRAMBudget and SetThreshold, which must
+// move every file they pick, wait for each file's lock with Pool.mu not
+// held; their caller must hold no File's lock.
 package spill

@@ -172,7 +172,7 @@ func (f *File) Truncate(size int64) error {
 	if f.closed {
 		return ErrClosed
 	}
-	if f.inRAMLocked() && size > f.pool.threshold {
+	if f.inRAMLocked() && size > f.pool.threshold.Load() {
 		if err := f.spillLocked(); err != nil {
 			return err
 		}
@@ -296,7 +296,7 @@ func (f *File) Close() error {
 // allocates a page nobody was charged for. It returns the bytes reserved,
 // for settleLocked.
 func (f *File) reserveLocked(off, end int64) (int64, error) {
-	if f.inRAMLocked() && max(end, f.size) > f.pool.threshold {
+	if f.inRAMLocked() && max(end, f.size) > f.pool.threshold.Load() {
 		if err := f.spillLocked(); err != nil {
 			return 0, err
 		}

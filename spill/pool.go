@@ -90,9 +90,9 @@ var ErrNoRAM = errors.New("spill: RAM budget exhausted")
 // Pool owns the RAM budget shared by its files and the private directory
 // that holds their spilled data.
 type Pool struct {
-	threshold int64
-	budget    int64
-	dir       *privateDir // holds the unnamed spill files
+	threshold atomic.Int64 // may change while files are written: SetThreshold
+	budget    atomic.Int64 // SetRAMBudget
+	dir       *privateDir  // holds the unnamed spill files
 	pages     pageCache
 	seal      *sealer // non-nil if spilled pages are encrypted
 	maxDisk   int64   // most files on disk at once; 0: no cap
@@ -131,7 +131,9 @@ func NewPool(cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spill: %s: %w", cfg.Dir, err)
 	}
-	p := &Pool{threshold: cfg.Threshold, budget: cfg.RAMBudget, dir: dir, seal: seal, maxDisk: cfg.MaxDiskFiles, live: make(map[*File]struct{})}
+	p := &Pool{dir: dir, seal: seal, maxDisk: cfg.MaxDiskFiles, live: make(map[*File]struct{})}
+	p.threshold.Store(cfg.Threshold)
+	p.budget.Store(cfg.RAMBudget)
 	return p, nil
 }
 
@@ -140,10 +142,77 @@ func NewPool(cfg Config) (*Pool, error) {
 func (p *Pool) Dir() string { _, path := p.dir.current(); return path }
 
 // Threshold is the largest size a file may have and stay in RAM.
-func (p *Pool) Threshold() int64 { return p.threshold }
+func (p *Pool) Threshold() int64 { return p.threshold.Load() }
 
 // RAMBudget is the pool's cap on RAM held for file data.
-func (p *Pool) RAMBudget() int64 { return p.budget }
+func (p *Pool) RAMBudget() int64 { return p.budget.Load() }
+
+// SetThreshold changes the size past which a file moves to disk, and moves
+// there the files in RAM that are already past a lower one, so that every
+// RAM file stays within the threshold. A file that cannot move (the disk
+// refuses, or a cap on spill files) fails it, and the threshold is then the
+// new one all the same: files written later obey it.
+func (p *Pool) SetThreshold(n int64) error {
+	if n < 0 {
+		return invalid("SetThreshold: %d bytes", n)
+	}
+	p.threshold.Store(n)
+	return p.spillColdest(func(f *File) bool { return f.size > n }, func() bool { return false })
+}
+
+// SetRAMBudget changes the pool's cap on RAM. Lowering it below what files
+// hold moves files to disk, the coldest first, until what is held fits; if
+// it cannot fit (what HoldRAM took cannot move, or a file fails to move),
+// the budget is put back and ErrNoRAM returned. The files moved by then stay
+// on disk, which changes nothing but where their bytes are.
+func (p *Pool) SetRAMBudget(n int64) error {
+	if n < 0 {
+		return invalid("SetRAMBudget: %d bytes", n)
+	}
+	old := p.budget.Swap(n) // from now on files reserve within n
+	fits := func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.ramUsed <= n
+	}
+	err := p.spillColdest(func(f *File) bool { return f.allocated > 0 }, fits)
+	if err == nil && fits() {
+		return nil
+	}
+	p.budget.CompareAndSwap(n, old) // unless another call set one since
+	if err != nil {
+		return fmt.Errorf("%w: a file could not move to disk: %v", ErrNoRAM, err)
+	}
+	return fmt.Errorf("%w: %d bytes that cannot move to disk are held, more than %d", ErrNoRAM, p.Stats().RAMBytes, n)
+}
+
+// spillColdest moves to disk the RAM files that match, the coldest first,
+// until done says so. It waits for each file's lock, which it may: it holds
+// no lock of the pool while it does (files take the pool's lock inside
+// theirs).
+func (p *Pool) spillColdest(match func(*File) bool, done func() bool) error {
+	p.mu.Lock()
+	cold := make([]*File, 0, p.lru.Len())
+	for e := p.lru.Back(); e != nil; e = e.Prev() {
+		cold = append(cold, e.Value.(*File))
+	}
+	p.mu.Unlock()
+	for _, f := range cold {
+		if done() {
+			return nil
+		}
+		f.mu.Lock()
+		var err error
+		if !f.closed && f.inRAMLocked() && match(f) {
+			err = f.spillLocked()
+		}
+		f.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // newDiskTier opens a spill file for one of the pool's files, sealed if the
 // pool encrypts: the file that spills into it need not know which.
@@ -215,13 +284,14 @@ func (p *Pool) reserveRAM(f *File, n int64) error {
 	if f != nil {
 		own = f.allocated
 	}
-	if own+n > p.budget {
+	budget := p.budget.Load()
+	if own+n > budget {
 		// Not even all of the budget would do: evicting others is no help.
 		return ErrNoRAM
 	}
 	for range maxEvictions {
 		p.mu.Lock()
-		if p.ramUsed+n <= p.budget {
+		if p.ramUsed+n <= p.budget.Load() {
 			p.ramUsed += n
 			if f == nil {
 				p.held += n

@@ -52,6 +52,7 @@ func completionCommands() []cliCommand {
 			{name: "touch", help: "reset the idle timers of sessions", flags: pflag.NewFlagSet("session touch", pflag.ContinueOnError), dirs: true},
 		}},
 		{name: "status", help: "capacity, RAM, spill and sessions", flags: newJSONFlags("status", &ignore), dirs: true},
+		{name: "set", help: "change a live mount's limits", flags: c.liveOptionTable().flagSet("set"), dirs: true},
 		{name: "completion", help: "print a shell completion script", words: completionShells},
 		{name: "man", help: "print the manual page"},
 		{name: "version", help: "version, commit, Go and go-fuse", flags: newJSONFlags("version", &ignore)},

@@ -29,6 +29,7 @@ func writeMan(w io.Writer) {
 		`.B spoolfs umount`, `[\fB\-l\fR] \fIMOUNTPOINT\fR`, `.br`,
 		`.B spoolfs session`, `\fBnew\fR|\fBls\fR|\fBrm\fR|\fBtouch\fR ...`, `.br`,
 		`.B spoolfs status`, `\fIMOUNTPOINT\fR [\fB\-\-json\fR]`, `.br`,
+		`.B spoolfs set`, `\fIMOUNTPOINT\fR [\fIOPTIONS\fR]`, `.br`,
 		`.B spoolfs version`, `[\fB\-\-json\fR]`, `.br`,
 		`.B mount \-t fuse.spoolfs spoolfs`, `\fIMOUNTPOINT\fR \fB\-o\fR \fIOPTIONS\fR`,
 	} {
@@ -54,6 +55,11 @@ func writeMan(w io.Writer) {
 	p(`\fBnosuid\fR and \fBnodev\fR are on unless \fBsuid\fR or \fBdev\fR is given, through mount(8) and fstab too.`)
 	var c mountConfig
 	manFlags(w, newMountFlags(&c), true)
+	p(".SH SET OPTIONS")
+	p(`\fBspoolfs set\fR (root only) changes a live mount, as \fBmount \-o remount,\fR\fIOPTIONS\fR does; what is`)
+	p(`not given stays. A size or inode count below what is in use is refused (exit status 1, nothing changed);`)
+	p(`a lower \fB\-\-ram\fR moves the least recently used files to disk. New session limits apply to new sessions.`)
+	manFlags(w, c.liveOptionTable().flagSet("set"), false)
 	p(".SH SESSION NEW OPTIONS")
 	var o sessionNewOptions
 	manFlags(w, newSessionNewFlags(&o), false)
@@ -61,7 +67,8 @@ func writeMan(w io.Writer) {
 	p(`Policy (owner or root may write): \fBuser.spoolfs.ttl\fR, \fBidle\fR, \fBsize\fR, \fBinodes\fR, \fBpid\fR`)
 	p(`(a PID in the daemon's namespace, or \fBancestor:\fR\fIN\fR, the caller's Nth parent).`)
 	p(`Figures (read-only): \fBusage\fR, \fBexpires\fR, \fBcreated\fR, \fBreason\fR. Actions: \fBend\fR, \fBtouch\fR.`)
-	p(`The root carries \fBuser.spoolfs.status\fR, a JSON summary of the mount.`)
+	p(`The root carries \fBuser.spoolfs.status\fR, a JSON summary of the mount, and \fBuser.spoolfs.limits\fR,`)
+	p(`which root writes to change the mount live (what \fBspoolfs set\fR and a remount write).`)
 	p(".SH EXIT STATUS")
 	p(`0 on success, 1 when the work failed, 2 for bad flags, options or arguments (nothing is mounted),`)
 	p(`among them a mount point that a live spoolfs or another filesystem is mounted on. A dead spoolfs`)

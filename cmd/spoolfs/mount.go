@@ -133,6 +133,9 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolfs mount: %v (see 'spoolfs mount --help')\n", err)
 		return exitUsage
 	}
+	if isRemount(c.options) {
+		return runRemount(flags, c.options, stderr)
+	}
 	if err := applyOptions(flags, c.options); err != nil {
 		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
 		return exitUsage

@@ -25,6 +25,7 @@ import (
 	"github.com/spoolfs/spoolfs/fs/mounts"
 	"github.com/spoolfs/spoolfs/fs/proc"
 	"github.com/spoolfs/spoolfs/fs/requests"
+	"github.com/spoolfs/spoolfs/fs/sysmem"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
@@ -246,6 +247,9 @@ func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) 
 	fsConfig.CacheBudget = c.spill.RAMBudget / 8
 	fsConfig.Logger = logger
 	fsConfig.Observer = met.observer()
+	fsConfig.ParseLimits = func(value string, cur spoolfs.Limits) (spoolfs.Limits, error) {
+		return parseLiveLimits(value, cur, spillDiskFree(pool), sysmem.Physical())
+	}
 	fsys, err := spoolfs.New(fsConfig)
 	if err != nil {
 		pool.Close()

@@ -52,8 +52,27 @@ const (
 	AttrTouch = Prefix + "touch" // reset the idle timer
 )
 
-// AttrStatus is the one attribute of the root, read-only: JSON, Status.
-const AttrStatus = Prefix + "status"
+// The attributes of the root.
+const (
+	// AttrStatus is read-only: JSON, Status.
+	AttrStatus = Prefix + "status"
+	// AttrLimits is write-only, and root's alone: it changes the mount's
+	// limits live, as mount -o remount does. Its value is a list of the
+	// mount's options as -o takes them, size=8G,ram=25%,spill_threshold=4M:
+	// only size, inodes, ram, spill_threshold and session_ttl, _idle,
+	// _size and _inodes (LiveOptions), each value as at mount, a
+	// percentage resolved as at mount. What is not named stays as it is.
+	// Refusals: EINVAL for a bad value, ENOSPC for a size or inodes below
+	// what is in use, EBUSY for a RAM budget below what cannot move to
+	// disk; nothing changes then.
+	AttrLimits = Prefix + "limits"
+)
+
+// LiveOptions are the mount options that AttrLimits changes, as -o spells
+// them.
+func LiveOptions() []string {
+	return []string{"size", "inodes", "ram", "spill_threshold", "session_ttl", "session_idle", "session_size", "session_inodes"}
+}
 
 // Reserved says whether name belongs to the control surface.
 func Reserved(name string) bool { return strings.HasPrefix(name, Prefix) }
