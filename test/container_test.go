@@ -105,8 +105,18 @@ type podman struct {
 
 func newPodman(t *testing.T, uid, gid uint32) *podman {
 	t.Helper()
-	p := &podman{t: t, dir: t.TempDir(), uid: uid, gid: gid}
-	sessOpenDirs(t, p.dir)
+	// Not t.TempDir: under its longer name a path of podman's passes the
+	// 108 bytes a socket address holds, and every rootless container
+	// then takes 20 s (podman's conmon timeout) to be seen exiting.
+	dir, err := os.MkdirTemp("", "podman")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) }) // after everything below
+	p := &podman{t: t, dir: dir, uid: uid, gid: gid}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	at := func(elem string) string { return filepath.Join(p.dir, elem) }
 	// runc, not crun (podman's default here): crun refuses a hybrid cgroup
 	// layout whose cgroup2 tree has a controller, as on this CI machine.
@@ -336,7 +346,7 @@ func TestContainerPodman(t *testing.T) {
 		// podman lowers its own process limit to its default, 32768.
 		nproc.Cur = min(nproc.Cur, 32768)
 		newSession := func() string { return sessNew(t, m.Dir, "--size", "1MiB") }
-		cgroup := "/spoolfs-test-" + filepath.Base(filepath.Dir(p.dir))
+		cgroup := "/spoolfs-test-" + filepath.Base(p.dir)
 		t.Cleanup(func() { removeCgroups(t, cgroup) })
 		runInContainer(t, p, m, newSession, 0, "--cgroup-parent", cgroup,
 			"--ulimit", fmt.Sprintf("nofile=%d:%d", nofile.Cur, nofile.Cur),
