@@ -101,6 +101,8 @@ type podman struct {
 	dir      string
 	uid, gid uint32
 	env      []string
+	runFlags []string // for every podman run
+	cgroup   string   // rootful: the cgroup parent of the test's containers
 }
 
 func newPodman(t *testing.T, uid, gid uint32) *podman {
@@ -158,12 +160,37 @@ network_config_dir = %q
 		"CONTAINERS_STORAGE_CONF=" + at("config/containers/storage.conf"),
 		"CONTAINERS_REGISTRIES_CONF=" + at("config/containers/registries.conf"),
 		"HOME=" + at("home"), "XDG_RUNTIME_DIR=" + at("xdg"), "XDG_CONFIG_HOME=" + at("config"), "XDG_DATA_HOME=" + at("data")}
-	if uid == 0 { // before p.cleanup, so that it runs after it
-		removeIfNew(t, "/var/lib/containers/cache/blob-info-cache-v1.boltdb", "/var/lib/containers/cache",
-			"/var/lib/containers", "/run/containers/networks", "/run/containers")
+	if uid == 0 {
+		p.rootful()
 	}
 	t.Cleanup(p.cleanup)
 	return p
+}
+
+// rootful sets what podman run needs as root here, and what to remove
+// after.
+func (p *podman) rootful() {
+	t := p.t
+	// Without CAP_SYS_RESOURCE (as in some CI VMs) the runtime cannot raise
+	// limits past their hard values, and podman's defaults for root
+	// (1048576 files) are above them: ask for the limits we have, and no
+	// more than podman's 32768 processes (asking for our own 96365 here
+	// failed: podman lowers its own limit).
+	var nofile, nproc unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Getrlimit(unix.RLIMIT_NPROC, &nproc); err != nil {
+		t.Fatal(err)
+	}
+	nproc.Cur = min(nproc.Cur, 32768)
+	p.cgroup = "/spoolfs-test-" + filepath.Base(p.dir)
+	p.runFlags = []string{"--cgroup-parent", p.cgroup,
+		"--ulimit", fmt.Sprintf("nofile=%d:%d", nofile.Cur, nofile.Cur),
+		"--ulimit", fmt.Sprintf("nproc=%d:%d", nproc.Cur, nproc.Cur)}
+	// Registered before p.cleanup, so that it runs after it.
+	removeIfNew(t, "/var/lib/containers/cache/blob-info-cache-v1.boltdb", "/var/lib/containers/cache",
+		"/var/lib/containers", "/run/containers/networks", "/run/containers")
 }
 
 // removeIfNew removes, at cleanup, those of paths (files or empty
@@ -222,9 +249,9 @@ func (p *podman) must(args ...string) string {
 	return out
 }
 
-// cleanup removes containers and images, and stops the pause process
+// cleanup removes containers and images, stops the pause process
 // rootless podman keeps to hold its user namespace (found before the reset,
-// which removes its pid file).
+// which removes its pid file), and removes the test's cgroups.
 func (p *podman) cleanup() {
 	pause := 0
 	if data, err := os.ReadFile(filepath.Join(p.dir, "tmp", "pause.pid")); err == nil {
@@ -238,6 +265,9 @@ func (p *podman) cleanup() {
 	}
 	if pause > 1 {
 		syscall.Kill(pause, syscall.SIGKILL)
+	}
+	if p.cgroup != "" {
+		removeCgroups(p.t, p.cgroup)
 	}
 }
 
@@ -324,7 +354,7 @@ echo ALIVE
 func TestContainerPodman(t *testing.T) {
 	busybox := requirePodman(t)
 	sessFastExit(t)
-	m := mountBinary(t) // root: --allow-other is on, as a container needs
+	m := mountBinary(t) // by root: --allow-other is on, as rootless podman needs
 	// The mount's parent, for the rootless user.
 	if err := os.Chmod(filepath.Dir(m.Dir), 0o755); err != nil {
 		t.Fatal(err)
@@ -333,24 +363,8 @@ func TestContainerPodman(t *testing.T) {
 	t.Run("rootful", func(t *testing.T) {
 		p := newPodman(t, 0, 0)
 		image := p.importImage(busybox)
-		// Without CAP_SYS_RESOURCE (as in some CI VMs) the runtime cannot
-		// raise limits past their hard values, and podman's defaults for
-		// root (1048576 files) are above them: ask for what we have.
-		var nofile, nproc unix.Rlimit
-		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Getrlimit(unix.RLIMIT_NPROC, &nproc); err != nil {
-			t.Fatal(err)
-		}
-		// podman lowers its own process limit to its default, 32768.
-		nproc.Cur = min(nproc.Cur, 32768)
 		newSession := func() string { return sessNew(t, m.Dir, "--size", "1MiB") }
-		cgroup := "/spoolfs-test-" + filepath.Base(p.dir)
-		t.Cleanup(func() { removeCgroups(t, cgroup) })
-		runInContainer(t, p, m, newSession, 0, "--cgroup-parent", cgroup,
-			"--ulimit", fmt.Sprintf("nofile=%d:%d", nofile.Cur, nofile.Cur),
-			"--ulimit", fmt.Sprintf("nproc=%d:%d", nproc.Cur, nproc.Cur), image)
+		runInContainer(t, p, m, newSession, 0, image)
 	})
 
 	t.Run("rootless", func(t *testing.T) {
@@ -372,6 +386,19 @@ func TestContainerPodman(t *testing.T) {
 			return out
 		}
 		runInContainer(t, p, m, newSession, uid, image)
+
+		// Another user's session (0700, root's) stays closed to it: podman
+		// binds it, but nothing in it can be listed, read or made.
+		theirs := sessNew(t, m.Dir)
+		writeFile(t, filepath.Join(theirs, "secret"), []byte("x"))
+		out, err := p.run("run", "--rm", "--network", "none", "--volume", theirs+":/tmp", image,
+			"sh", "-c", "ls /tmp; cat /tmp/secret; echo x > /tmp/mine")
+		if err == nil || strings.Count(out, "Permission denied") != 3 {
+			t.Errorf("a rootless container of uid %d with root's session as /tmp: %v\n%s\nwant 3 refusals", uid, err, out)
+		}
+		if names := listNames(t, theirs); len(names) != 1 {
+			t.Errorf("root's session holds %q after the container", names)
+		}
 	})
 }
 
@@ -400,11 +427,12 @@ func removeCgroups(t *testing.T, parent string) {
 // runInContainer runs containerScript in a container with a session made
 // by newSession (a 1 MiB one, of owner) as /tmp, and checks what it says
 // inside and what the mount sees outside.
-func runInContainer(t *testing.T, p *podman, m *binaryMount, newSession func() string, owner uint32, runArgs ...string) {
+func runInContainer(t *testing.T, p *podman, m *binaryMount, newSession func() string, owner uint32, image string) {
 	t.Helper()
 	before := sessStatus(t, m.Dir).Mount
 	d := newSession()
-	args := append([]string{"run", "--rm", "--network", "none", "--volume", d + ":/tmp"}, runArgs...)
+	args := append([]string{"run", "--rm", "--network", "none", "--volume", d + ":/tmp"}, p.runFlags...)
+	args = append(args, image)
 	s := startCommand(t, nil, p.argv(append(args, "sh", "-c", containerScript)...)...)
 
 	if got := s.next(); got != "hello" {
@@ -460,6 +488,10 @@ func runInContainer(t *testing.T, p *podman, m *binaryMount, newSession func() s
 		t.Errorf("after the session ended the container said %q", got)
 	}
 	s.wait()
+	// busybox sh's words for ENOENT on a create.
+	if stderr := s.stderr.String(); !strings.Contains(stderr, "can't create /tmp/after: nonexistent directory") {
+		t.Errorf("creating a file in the ended session: want ENOENT; stderr:\n%s", stderr)
+	}
 	mustNotExist(t, d)
 	waitFor(t, 30*time.Second, "the session's space to come back", func() bool {
 		st := sessStatus(t, m.Dir).Mount
