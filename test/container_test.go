@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/spoolfs/spoolfs/fs/control"
+	"github.com/spoolfs/spoolfs/fs/fusetest"
 )
 
 // The README's container recipe, run with a real container runtime:
@@ -229,7 +230,7 @@ func (p *podman) run(args ...string) (string, error) {
 	p.t.Helper()
 	argv := p.argv(args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	var out syncBuffer
+	var out fusetest.LogBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
