@@ -104,19 +104,31 @@ func (a *Account) ReserveInodes(n int64) error { return a.reserve(resInodes, n) 
 func (a *Account) ReleaseInodes(n int64) { a.release(resInodes, n) }
 
 func (a *Account) reserve(r resource, n int64) error {
-	if n < 0 {
-		return ErrInvalid
-	}
-	if n == 0 {
-		return nil // nothing to charge, so nothing can be exceeded
-	}
 	a.tree.mu.Lock()
 	defer a.tree.mu.Unlock()
-	if a.closed {
+	return a.reserveLocked(r, n, nil)
+}
+
+// reserveLocked charges n of r to a's chain and, unless it is nil, to the
+// owner's account user: to both or to neither. The mount being full wins
+// over any quota, as in fits. The caller holds the lock.
+func (a *Account) reserveLocked(r resource, n int64, user *Account) error {
+	switch {
+	case n < 0:
+		return ErrInvalid
+	case n == 0:
+		return nil // nothing to charge, so nothing can be exceeded
+	case a.closed:
 		return ErrQuota
 	}
 	if err := a.fits(r, n); err != nil {
 		return err
+	}
+	if user != nil {
+		if err := user.fits(r, n); err != nil {
+			return err
+		}
+		user.charge(r, n)
 	}
 	a.charge(r, n)
 	return nil

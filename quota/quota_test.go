@@ -764,6 +764,8 @@ func randomOp(rng *rand.Rand) op {
 		if o.inodes {
 			o.n = rng.Int64N(5) - 1
 		}
+		// Limits that are often none, so that some uids run free.
+		o.lim = Limits{Bytes: rng.Int64N(3) * rng.Int64N(150), Inodes: rng.Int64N(3) * rng.Int64N(8)}
 		switch p := rng.IntN(100); {
 		case p < 12:
 			o.kind = opNewCharge
@@ -775,10 +777,8 @@ func randomOp(rng *rand.Rand) op {
 			o.kind = opChown
 		case p < 97:
 			o.kind, o.clear = opSetUserLimits, rng.IntN(3) == 0
-			o.lim = Limits{Bytes: rng.Int64N(3) * rng.Int64N(150), Inodes: rng.Int64N(3) * rng.Int64N(8)}
 		default:
 			o.kind = opSetUserDefault
-			o.lim = Limits{Bytes: rng.Int64N(3) * rng.Int64N(150), Inodes: rng.Int64N(3) * rng.Int64N(8)}
 		}
 	}
 	return o

@@ -151,29 +151,13 @@ func (c *Charge) ReserveInodes(n int64) error { return c.reserve(resInodes, n) }
 func (c *Charge) ReleaseInodes(n int64) { c.release(resInodes, n) }
 
 func (c *Charge) reserve(r resource, n int64) error {
-	if n < 0 {
-		return ErrInvalid
-	}
-	if n == 0 {
-		return nil
-	}
 	c.acct.tree.mu.Lock()
 	defer c.acct.tree.mu.Unlock()
-	if c.acct.closed {
-		return ErrQuota
-	}
-	// The mount being full wins, as in fits; the owner's limit is a quota.
-	err := c.acct.fits(r, n)
+	err := c.acct.reserveLocked(r, n, c.user)
 	if err == nil {
-		err = c.user.fits(r, n)
+		c.held[r] += n
 	}
-	if err != nil {
-		return err
-	}
-	c.acct.charge(r, n)
-	c.user.charge(r, n)
-	c.held[r] += n
-	return nil
+	return err
 }
 
 func (c *Charge) release(r resource, n int64) {
