@@ -108,6 +108,12 @@ func (n *dirNode) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) sy
 // childAccount is the account a new entry of n is charged to.
 func (n *dirNode) childAccount() *quota.Account { return n.acct }
 
+// childCharge is what a new entry of n made in ctx is charged to: n's
+// account and the caller, who will own it.
+func (n *dirNode) childCharge(ctx context.Context) *quota.Charge {
+	return n.fsys.users.Charge(n.childAccount(), callerUID(ctx))
+}
+
 // maxNameLen is NAME_MAX, what tmpfs allows and statfs reports: the
 // kernel lets FUSE names grow to 1024 bytes, so we must refuse longer
 // ones, in a lookup too (ENAMETOOLONG, not ENOENT).
@@ -122,14 +128,14 @@ func checkName(name string) syscall.Errno {
 
 // addEntry charges one inode for a new entry and bumps n's times; the
 // caller then builds the node. It fails with EEXIST if the name is taken.
-func (n *dirNode) addEntry(name string, acct *quota.Account) syscall.Errno {
+func (n *dirNode) addEntry(name string, charge *quota.Charge) syscall.Errno {
 	if errno := checkName(name); errno != 0 {
 		return errno
 	}
 	if n.child(name) != nil {
 		return syscall.EEXIST
 	}
-	if err := acct.ReserveInodes(1); err != nil {
+	if err := charge.ReserveInodes(1); err != nil {
 		return n.fsys.toErrno("create", err)
 	}
 	n.touchTimes()
@@ -142,11 +148,11 @@ func (n *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 		return nil, nil, 0, errno
 	}
 	defer leave()
-	acct := n.childAccount()
-	if errno := n.addEntry(name, acct); errno != 0 {
+	charge := n.childCharge(ctx)
+	if errno := n.addEntry(name, charge); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	file := n.fsys.newFile(ctx, n, mode, acct)
+	file := n.fsys.newFile(ctx, n, mode, charge)
 	h, fopen := file.open(flags)
 	ch := n.NewPersistentInode(ctx, file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: file.ino})
 	file.fillEntry(out)
@@ -159,12 +165,12 @@ func (n *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		return nil, errno
 	}
 	defer leave()
-	acct := n.childAccount()
-	if errno := n.addEntry(name, acct); errno != 0 {
+	charge := n.childCharge(ctx)
+	if errno := n.addEntry(name, charge); errno != 0 {
 		return nil, errno
 	}
 	dir := &dirNode{}
-	n.fsys.initAttrs(&dir.attrs, ctx, n, syscall.S_IFDIR|mode&07777, acct)
+	n.fsys.initAttrs(&dir.attrs, ctx, n, syscall.S_IFDIR|mode&07777, charge)
 	dir.nlink = 2
 	n.adjustNlink(+1)
 	return n.addNode(ctx, dir, out), 0
@@ -176,22 +182,22 @@ func (n *dirNode) Mknod(ctx context.Context, name string, mode, rdev uint32, out
 		return nil, errno
 	}
 	defer leave()
-	acct := n.childAccount()
+	charge := n.childCharge(ctx)
 	var nd node
 	switch mode & syscall.S_IFMT {
 	case syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
-		if errno := n.addEntry(name, acct); errno != 0 {
+		if errno := n.addEntry(name, charge); errno != 0 {
 			return nil, errno
 		}
 		sp := &specialNode{}
-		n.fsys.initAttrs(&sp.attrs, ctx, n, mode, acct)
+		n.fsys.initAttrs(&sp.attrs, ctx, n, mode, charge)
 		sp.rdev = rdev
 		nd = sp
 	case syscall.S_IFREG, 0: // mknod(2) of a regular file: an empty file
-		if errno := n.addEntry(name, acct); errno != 0 {
+		if errno := n.addEntry(name, charge); errno != 0 {
 			return nil, errno
 		}
-		nd = n.fsys.newFile(ctx, n, mode, acct)
+		nd = n.fsys.newFile(ctx, n, mode, charge)
 	default:
 		return nil, syscall.EINVAL
 	}
@@ -204,7 +210,7 @@ func (n *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 		return nil, errno
 	}
 	defer leave()
-	acct := n.childAccount()
+	nodeCharge := n.childCharge(ctx)
 	if errno := checkName(name); errno != 0 {
 		return nil, errno
 	}
@@ -213,14 +219,14 @@ func (n *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 	ln := &symlinkNode{target: append([]byte(nil), target...)}
 	held := int64(cap(ln.target))
 	charge := roundUp(held, metaUnit)
-	if err := n.fsys.holdMeta(acct, charge); err != nil {
+	if err := n.fsys.holdMeta(nodeCharge, charge); err != nil {
 		return nil, n.fsys.toErrno("symlink", err)
 	}
-	if errno := n.addEntry(name, acct); errno != 0 {
-		n.fsys.releaseMeta(acct, charge)
+	if errno := n.addEntry(name, nodeCharge); errno != 0 {
+		n.fsys.releaseMeta(nodeCharge, charge)
 		return nil, errno
 	}
-	n.fsys.initAttrs(&ln.attrs, ctx, n, syscall.S_IFLNK|0o777, acct)
+	n.fsys.initAttrs(&ln.attrs, ctx, n, syscall.S_IFLNK|0o777, nodeCharge)
 	ln.metaHeld = held
 	ln.metaCharged.Store(charge)
 	return n.addNode(ctx, ln, out), 0
@@ -333,7 +339,7 @@ func (n *dirNode) endOfSession() {
 	if gone {
 		return
 	}
-	n.acct.ReleaseInodes(1)
+	n.charge.ReleaseInodes(1)
 	n.freeMeta()
 	n.unregister()
 	n.ForgetPersistent()

@@ -319,7 +319,8 @@ type sessionDir struct {
 func (t *sessionTable) newSession(ctx context.Context, root *rootDir, mode uint32) (*sessionDir, syscall.Errno) {
 	p := t.defaults
 	acct := root.acct.NewChild(quota.Limits{Bytes: p.Bytes, Inodes: p.Inodes})
-	if err := acct.ReserveInodes(1); err != nil {
+	charge := t.fsys.users.Charge(acct, callerUID(ctx))
+	if err := charge.ReserveInodes(1); err != nil {
 		acct.Close()
 		return nil, t.fsys.toErrno("mkdir", err)
 	}
@@ -327,7 +328,7 @@ func (t *sessionTable) newSession(ctx context.Context, root *rootDir, mode uint3
 	s.touch()
 	dir := &sessionDir{s: s}
 	s.dir = dir
-	t.fsys.initAttrs(&dir.attrs, ctx, &root.dirNode, syscall.S_IFDIR|mode&07777, acct)
+	t.fsys.initAttrs(&dir.attrs, ctx, &root.dirNode, syscall.S_IFDIR|mode&07777, charge)
 	dir.nlink = 2
 	dir.sess = s
 	t.mu.Lock()

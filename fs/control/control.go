@@ -52,8 +52,14 @@ const (
 	AttrTouch = Prefix + "touch" // reset the idle timer
 )
 
-// AttrStatus is the one attribute of the root, read-only: JSON, Status.
-const AttrStatus = Prefix + "status"
+// The attributes of the root.
+const (
+	AttrStatus = Prefix + "status" // JSON, Status; read-only
+	AttrUsers  = Prefix + "users"  // JSON, []UserUsage; read-only
+	// AttrUserLimits is the uids with limits of their own: JSON, UserLimits.
+	// Root writes it; what it writes is merged (ParseUserLimits).
+	AttrUserLimits = Prefix + "user_limits"
+)
 
 // Reserved says whether name belongs to the control surface.
 func Reserved(name string) bool { return strings.HasPrefix(name, Prefix) }
