@@ -39,6 +39,7 @@ func completionCommands() []cliCommand {
 	var (
 		c      mountConfig
 		o      sessionNewOptions
+		u      userLimitOptions
 		ignore bool
 	)
 	var names []string
@@ -52,6 +53,7 @@ func completionCommands() []cliCommand {
 			{name: "touch", help: "reset the idle timers of sessions", flags: pflag.NewFlagSet("session touch", pflag.ContinueOnError), dirs: true},
 		}},
 		{name: "status", help: "capacity, RAM, spill and sessions", flags: newJSONFlags("status", &ignore), dirs: true},
+		{name: "user-limit", help: "give a user quotas of their own", flags: newUserLimitFlags(&u), dirs: true},
 		{name: "completion", help: "print a shell completion script", words: completionShells},
 		{name: "man", help: "print the manual page"},
 		{name: "version", help: "version, commit, Go and go-fuse", flags: newJSONFlags("version", &ignore)},
