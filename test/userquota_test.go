@@ -368,6 +368,33 @@ func TestUserQuotaDefault(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "USER") || !strings.Contains(stdout, "256 KiB") {
 		t.Errorf("status: exit %d, no per-user table:\n%s%s", code, stdout, stderr)
 	}
+	// user-limit raises alice's own limit above the default, and
+	// --default gives her the default back.
+	if code, _, stderr := runSpoolfs(t, "user-limit", bm.Dir, "4242", "--size", "512K"); code != 0 {
+		t.Fatalf("user-limit: exit %d: %s", code, stderr)
+	}
+	if a := userUsage(t, bm.Dir)[alice]; !a.Own || a.SizeLimit != 512<<10 || a.InodesLimit != 0 {
+		t.Errorf("alice after user-limit --size 512K: %+v", a)
+	}
+	if out, err := fillAs(alice, bm.Dir+"/s4242", "g", 16); err != nil {
+		t.Errorf("alice could not use her raised limit: %v: %s", err, out)
+	}
+	if code, _, stderr := runSpoolfs(t, "user-limit", bm.Dir, "4242", "--default"); code != 0 {
+		t.Fatalf("user-limit --default: exit %d: %s", code, stderr)
+	}
+	if a := userUsage(t, bm.Dir)[alice]; a.Own || a.SizeLimit != 256<<10 {
+		t.Errorf("alice after user-limit --default: %+v", a)
+	}
+	for _, bad := range [][]string{{bm.Dir, "4242"}, {bm.Dir, "4242", "--size", "1M", "--default"},
+		{bm.Dir, "no-such-user-here", "--size", "1M"}, {bm.Dir, "4242", "--size", "10%"}, {bm.Dir}} {
+		args := append([]string{"user-limit"}, bad...)
+		if code, _, stderr := runSpoolfs(t, args...); code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line", args, code, stderr)
+		}
+	}
+	if code, _, stderr := runSpoolfs(t, "user-limit", bm.Dir+"/s4242", "4242", "--size", "1M"); code != 1 || !strings.Contains(stderr, "root") {
+		t.Errorf("user-limit on a session: exit %d, %q; want 1 and why", code, stderr)
+	}
 	for _, bad := range [][]string{{"--user-size", "-1"}, {"--size", "0", "--user-size", "10%"}, {"--user-inodes", "x"}, {"--size", "1M", "--user-size", "2M"}} {
 		args := append(append([]string{"mount"}, bad...), t.TempDir())
 		if code, _, stderr := runSpoolfs(t, args...); code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "--") {
