@@ -395,6 +395,11 @@ func TestUserQuotaDefault(t *testing.T) {
 	if code, _, stderr := runSpoolfs(t, "user-limit", bm.Dir+"/s4242", "4242", "--size", "1M"); code != 1 || !strings.Contains(stderr, "root") {
 		t.Errorf("user-limit on a session: exit %d, %q; want 1 and why", code, stderr)
 	}
+	// The end of a session, files and all, gives its owner everything back.
+	if code, _, stderr := runSpoolfs(t, "session", "rm", bm.Dir+"/s4242"); code != 0 {
+		t.Fatalf("session rm: exit %d: %s", code, stderr)
+	}
+	waitUserUsage(t, bm.Dir, alice, 0, 0)
 	for _, bad := range [][]string{{"--user-size", "-1"}, {"--size", "0", "--user-size", "10%"}, {"--user-inodes", "x"}, {"--size", "1M", "--user-size", "2M"}} {
 		args := append(append([]string{"mount"}, bad...), t.TempDir())
 		if code, _, stderr := runSpoolfs(t, args...); code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "--") {
