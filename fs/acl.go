@@ -222,7 +222,7 @@ type inheritance struct {
 // inherit returns, charged to acct, what a node made in n with mode gets
 // from n's default ACL, and the mode it is made with. Without a default
 // ACL it is nothing and mode (the umask has cut it already: see RawFS).
-func (n *dirNode) inherit(acct *quota.Account, mode uint32) (inheritance, uint32, syscall.Errno) {
+func (n *dirNode) inherit(charge *quota.Charge, mode uint32) (inheritance, uint32, syscall.Errno) {
 	n.xmu.Lock()
 	var def acl
 	if i, ok := n.xattrs.find(aclDefaultName); ok {
@@ -248,16 +248,16 @@ func (n *dirNode) inherit(acct *quota.Account, mode uint32) (inheritance, uint32
 		held += nameHeld(x.name) + int64(cap(x.value))
 	}
 	charged := roundUp(held, metaUnit)
-	if err := n.fsys.holdMeta(acct, charged); err != nil {
+	if err := n.fsys.holdMeta(charge, charged); err != nil {
 		return inheritance{}, mode, n.fsys.toErrno("create", err)
 	}
 	return inheritance{list, held, charged}, mode, 0
 }
 
 // release gives the charge back when the node is not made after all.
-func (in inheritance) release(f *FS, acct *quota.Account) {
+func (in inheritance) release(f *FS, charge *quota.Charge) {
 	if in.charged > 0 {
-		f.releaseMeta(acct, in.charged)
+		f.releaseMeta(charge, in.charged)
 	}
 }
 

@@ -17,11 +17,14 @@ import (
 // Node kinds embed it; its methods are named so that they never clash with
 // fs.Inode's.
 type attrs struct {
-	fsys  *FS
-	ino   uint64
-	acct  *quota.Account // fixed at creation: renames never cross accounts
-	sess  *session       // the session the node is in; nil at the root level
-	btime time.Time      // when the node was made: fixed, read without a lock
+	fsys *FS
+	ino  uint64
+	acct *quota.Account // fixed at creation: renames never cross accounts
+	// charge is what the node holds is charged to: acct and the owner,
+	// whom a chown changes (under mu, so that it always matches uid).
+	charge *quota.Charge
+	sess   *session  // the session the node is in; nil at the root level
+	btime  time.Time // when the node was made: fixed, read without a lock
 
 	mu sync.Mutex
 	// Guarded by mu:
@@ -47,9 +50,10 @@ type attrs struct {
 
 // initAttrs sets up the attributes of a new node made by the caller in ctx
 // under parent, following the setgid-directory rule for the group.
-func (f *FS) initAttrs(a *attrs, ctx context.Context, parent *dirNode, mode uint32, acct *quota.Account) {
+// The caller made charge for ctx's caller (callerUID), who owns the node.
+func (f *FS) initAttrs(a *attrs, ctx context.Context, parent *dirNode, mode uint32, charge *quota.Charge) {
 	now := f.now()
-	a.fsys, a.ino, a.acct, a.mode, a.nlink = f, f.nextIno.Add(1), acct, mode, 1
+	a.fsys, a.ino, a.acct, a.charge, a.mode, a.nlink = f, f.nextIno.Add(1), charge.Account(), charge, mode, 1
 	a.atime, a.mtime, a.ctime, a.btime = now, now, now, now
 	if c, ok := fuse.FromContext(ctx); ok {
 		a.uid, a.gid = c.Uid, c.Gid
@@ -92,6 +96,15 @@ func (a *attrs) touchChange() {
 	a.mu.Unlock()
 }
 
+// callerUID is the uid of the process that made a request: the owner of
+// what it creates. Without one (the daemon itself), root.
+func callerUID(ctx context.Context) uint32 {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Uid
+	}
+	return 0
+}
+
 // lockForSetattr takes what setattrLocked needs: mu, and before it xmu
 // when the mode changes, for the access ACL changes with it. It returns
 // the function that unlocks them.
@@ -111,15 +124,22 @@ func (a *attrs) lockForSetattr(in *fuse.SetAttrIn) (unlock func()) {
 // setattrLocked applies mode, owner and time changes, under lockForSetattr.
 // The kernel has checked permissions already (default_permissions); what
 // is left is the rule that a change of owner clears setuid and setgid, as
-// on every Linux filesystem, and chmod's change to the access ACL.
-func (a *attrs) setattrLocked(in *fuse.SetAttrIn) {
+// on every Linux filesystem, chmod's change to the access ACL, and the
+// move of the node's charge to the new owner, which fails with EDQUOT,
+// changing nothing, if the new owner has no room for it.
+func (a *attrs) setattrLocked(in *fuse.SetAttrIn) syscall.Errno {
+	uid, uok := in.GetUID()
+	if uok && uid != a.uid {
+		if err := a.charge.Chown(uid); err != nil {
+			return a.fsys.toErrno("chown", err)
+		}
+	}
 	changed := false
 	if mode, ok := in.GetMode(); ok {
 		a.mode = a.mode&syscall.S_IFMT | mode
 		a.chmodACLLocked(mode)
 		changed = true
 	}
-	uid, uok := in.GetUID()
 	gid, gok := in.GetGID()
 	if uok || gok {
 		if uok {
@@ -150,6 +170,7 @@ func (a *attrs) setattrLocked(in *fuse.SetAttrIn) {
 	if t, ok := in.GetCTime(); ok {
 		a.ctime = t
 	}
+	return 0
 }
 
 // clearSetIDLocked drops setuid, and setgid where it means "run as group"

@@ -10,6 +10,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/spoolfs/spoolfs/fs/control"
+	"github.com/spoolfs/spoolfs/quota"
 )
 
 // The handlers of the control surface (package control has its names and
@@ -148,8 +149,7 @@ func (s *session) usageJSON() string {
 			}
 		}
 	}
-	b, _ := json.Marshal(out)
-	return string(b)
+	return marshal(out)
 }
 
 // setControl changes policy or acts on the session. Only the owner of the
@@ -217,43 +217,90 @@ func (s *session) setPolicy(name, value string, capped bool) error {
 	return nil
 }
 
-// Getxattr on the root serves the mount's summary.
+// Getxattr on the root serves the mount's summary and its users.
 func (n *rootDir) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
-	if name != control.AttrStatus {
-		return n.attrs.Getxattr(ctx, name, dest)
+	switch name {
+	case control.AttrStatus:
+		return getControl(n.fsys.statusJSON(), dest)
+	case control.AttrUsers:
+		return getControl(marshal(n.fsys.userUsage()), dest)
+	case control.AttrUserLimits:
+		return getControl(marshal(n.fsys.userLimits()), dest)
 	}
-	return getControl(n.fsys.statusJSON(), dest)
+	return n.attrs.Getxattr(ctx, name, dest)
 }
 
+// Setxattr on the root: root alone may change the mount's limits live
+// (AttrLimits) and give uids limits of their own (AttrUserLimits).
 func (n *rootDir) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
 	if name == control.AttrLimits {
 		return n.fsys.setLimitsControl(ctx, string(data))
 	}
-	if control.Reserved(name) {
+	if !control.Reserved(name) {
+		return n.attrs.Setxattr(ctx, name, data, flags)
+	}
+	if name != control.AttrUserLimits || callerUID(ctx) != 0 {
 		return syscall.EPERM
 	}
-	return n.attrs.Setxattr(ctx, name, data, flags)
+	limits, err := control.ParseUserLimits(string(data))
+	if err != nil {
+		n.fsys.log.Debug("refused user limits", "value", string(data), "err", err)
+		return syscall.EINVAL
+	}
+	for uid, l := range limits {
+		if l == nil {
+			n.fsys.users.SetLimits(uid, nil)
+		} else {
+			n.fsys.users.SetLimits(uid, &quota.Limits{Bytes: l.Bytes, Inodes: l.Inodes})
+		}
+	}
+	return 0
 }
 
 func (n *rootDir) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return listWith(&n.attrs, ctx, dest, []string{control.AttrStatus})
+	return listWith(&n.attrs, ctx, dest, []string{control.AttrStatus, control.AttrUsers, control.AttrUserLimits})
+}
+
+// userUsage is every uid that owns something or has limits of its own.
+func (f *FS) userUsage() []control.UserUsage {
+	out := []control.UserUsage{}
+	for _, u := range f.users.List() {
+		out = append(out, control.UserUsage{UID: u.UID, Bytes: u.Usage.Bytes, Inodes: u.Usage.Inodes,
+			SizeLimit: u.Limits.Bytes, InodesLimit: u.Limits.Inodes, Own: u.Own})
+	}
+	return out
+}
+
+// userLimits is the uids with limits of their own.
+func (f *FS) userLimits() control.UserLimits {
+	out := control.UserLimits{}
+	for _, u := range f.users.List() {
+		if u.Own {
+			out[strconv.FormatUint(uint64(u.UID), 10)] = &control.UserLimit{Bytes: u.Limits.Bytes, Inodes: u.Limits.Inodes}
+		}
+	}
+	return out
+}
+
+func marshal(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func (f *FS) status() control.Status {
 	u, lim := f.quota.Usage(), f.quota.Limits()
 	ps := f.pool.Stats()
+	ud := f.users.Default()
 	return control.Status{
 		Capacity: lim.Bytes, Used: u.Bytes, Inodes: lim.Inodes, InodesUsed: u.Inodes,
 		RAMBudget: f.pool.RAMBudget(), RAMUsed: ps.RAMBytes, DiskUsed: ps.DiskBytes,
 		SpillThreshold: f.pool.Threshold(), Spills: ps.Spills, Files: ps.Files,
 		SpilledFiles: ps.DiskFiles, Sessions: f.sessions.count(), SessionDefaults: f.sessions.policy(),
+		UserDefaults: control.UserLimit{Bytes: ud.Bytes, Inodes: ud.Inodes},
 	}
 }
 
 // Status is the mount's summary, as user.spoolfs.status reports it.
 func (f *FS) Status() control.Status { return f.status() }
 
-func (f *FS) statusJSON() string {
-	b, _ := json.Marshal(f.status())
-	return string(b)
-}
+func (f *FS) statusJSON() string { return marshal(f.status()) }

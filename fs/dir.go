@@ -108,6 +108,12 @@ func (n *dirNode) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) sy
 // childAccount is the account a new entry of n is charged to.
 func (n *dirNode) childAccount() *quota.Account { return n.acct }
 
+// childCharge is what a new entry of n made in ctx is charged to: n's
+// account and the caller, who will own it.
+func (n *dirNode) childCharge(ctx context.Context) *quota.Charge {
+	return n.fsys.users.Charge(n.childAccount(), callerUID(ctx))
+}
+
 // maxNameLen is NAME_MAX, what tmpfs allows and statfs reports: the
 // kernel lets FUSE names grow to 1024 bytes, so we must refuse longer
 // ones, in a lookup too (ENAMETOOLONG, not ENOENT).
@@ -122,14 +128,14 @@ func checkName(name string) syscall.Errno {
 
 // addEntry charges one inode for a new entry and bumps n's times; the
 // caller then builds the node. It fails with EEXIST if the name is taken.
-func (n *dirNode) addEntry(name string, acct *quota.Account) syscall.Errno {
+func (n *dirNode) addEntry(name string, charge *quota.Charge) syscall.Errno {
 	if errno := checkName(name); errno != 0 {
 		return errno
 	}
 	if n.child(name) != nil {
 		return syscall.EEXIST
 	}
-	if err := acct.ReserveInodes(1); err != nil {
+	if err := charge.ReserveInodes(1); err != nil {
 		return n.fsys.toErrno("create", err)
 	}
 	n.touchTimes()
@@ -142,16 +148,16 @@ func (n *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 		return nil, nil, 0, errno
 	}
 	defer leave()
-	acct := n.childAccount()
-	inh, mode, errno := n.inherit(acct, syscall.S_IFREG|mode&07777)
+	charge := n.childCharge(ctx)
+	inh, mode, errno := n.inherit(charge, syscall.S_IFREG|mode&07777)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	if errno := n.addEntry(name, acct); errno != 0 {
-		inh.release(n.fsys, acct)
+	if errno := n.addEntry(name, charge); errno != 0 {
+		inh.release(n.fsys, charge)
 		return nil, nil, 0, errno
 	}
-	file := n.fsys.newFile(ctx, n, mode, acct, inh)
+	file := n.fsys.newFile(ctx, n, mode, charge, inh)
 	h, fopen := file.open(flags)
 	ch := n.NewPersistentInode(ctx, file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: file.ino})
 	file.fillEntry(out)
@@ -164,17 +170,17 @@ func (n *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		return nil, errno
 	}
 	defer leave()
-	acct := n.childAccount()
-	inh, mode, errno := n.inherit(acct, syscall.S_IFDIR|mode&07777)
+	charge := n.childCharge(ctx)
+	inh, mode, errno := n.inherit(charge, syscall.S_IFDIR|mode&07777)
 	if errno != 0 {
 		return nil, errno
 	}
-	if errno := n.addEntry(name, acct); errno != 0 {
-		inh.release(n.fsys, acct)
+	if errno := n.addEntry(name, charge); errno != 0 {
+		inh.release(n.fsys, charge)
 		return nil, errno
 	}
 	dir := &dirNode{}
-	n.fsys.initAttrs(&dir.attrs, ctx, n, mode, acct)
+	n.fsys.initAttrs(&dir.attrs, ctx, n, mode, charge)
 	dir.adopt(inh)
 	dir.nlink = 2
 	n.adjustNlink(+1)
@@ -187,7 +193,7 @@ func (n *dirNode) Mknod(ctx context.Context, name string, mode, rdev uint32, out
 		return nil, errno
 	}
 	defer leave()
-	acct := n.childAccount()
+	charge := n.childCharge(ctx)
 	switch mode & syscall.S_IFMT {
 	case syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
 	case 0: // mknod(2) of a regular file: an empty file
@@ -196,20 +202,20 @@ func (n *dirNode) Mknod(ctx context.Context, name string, mode, rdev uint32, out
 	default:
 		return nil, syscall.EINVAL
 	}
-	inh, mode, errno := n.inherit(acct, mode)
+	inh, mode, errno := n.inherit(charge, mode)
 	if errno != 0 {
 		return nil, errno
 	}
-	if errno := n.addEntry(name, acct); errno != 0 {
-		inh.release(n.fsys, acct)
+	if errno := n.addEntry(name, charge); errno != 0 {
+		inh.release(n.fsys, charge)
 		return nil, errno
 	}
 	var nd node
 	if mode&syscall.S_IFMT == syscall.S_IFREG {
-		nd = n.fsys.newFile(ctx, n, mode, acct, inh)
+		nd = n.fsys.newFile(ctx, n, mode, charge, inh)
 	} else {
 		sp := &specialNode{}
-		n.fsys.initAttrs(&sp.attrs, ctx, n, mode, acct)
+		n.fsys.initAttrs(&sp.attrs, ctx, n, mode, charge)
 		sp.adopt(inh)
 		sp.rdev = rdev
 		nd = sp
@@ -223,7 +229,7 @@ func (n *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 		return nil, errno
 	}
 	defer leave()
-	acct := n.childAccount()
+	nodeCharge := n.childCharge(ctx)
 	if errno := checkName(name); errno != 0 {
 		return nil, errno
 	}
@@ -232,14 +238,14 @@ func (n *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 	ln := &symlinkNode{target: append([]byte(nil), target...)}
 	held := int64(cap(ln.target))
 	charge := roundUp(held, metaUnit)
-	if err := n.fsys.holdMeta(acct, charge); err != nil {
+	if err := n.fsys.holdMeta(nodeCharge, charge); err != nil {
 		return nil, n.fsys.toErrno("symlink", err)
 	}
-	if errno := n.addEntry(name, acct); errno != 0 {
-		n.fsys.releaseMeta(acct, charge)
+	if errno := n.addEntry(name, nodeCharge); errno != 0 {
+		n.fsys.releaseMeta(nodeCharge, charge)
 		return nil, errno
 	}
-	n.fsys.initAttrs(&ln.attrs, ctx, n, syscall.S_IFLNK|0o777, acct)
+	n.fsys.initAttrs(&ln.attrs, ctx, n, syscall.S_IFLNK|0o777, nodeCharge)
 	ln.metaHeld = held
 	ln.metaCharged.Store(charge)
 	return n.addNode(ctx, ln, out), 0
@@ -352,7 +358,7 @@ func (n *dirNode) endOfSession() {
 	if gone {
 		return
 	}
-	n.acct.ReleaseInodes(1)
+	n.charge.ReleaseInodes(1)
 	n.freeMeta()
 	n.unregister()
 	n.ForgetPersistent()

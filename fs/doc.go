@@ -16,13 +16,16 @@
 // # Invariants
 //
 //   - Every node is charged one inode to the account of the tree it lives
-//     in (the root level or one session), and a file's pages to the same
-//     account through spill. What a node keeps in RAM besides (extended
+//     in (the root level or one session) and to its owner's account at
+//     once, through its quota.Charge, and a file's pages to the same
+//     charge through spill. What a node keeps in RAM besides (extended
 //     attributes, ACLs among them, a symlink's target) is charged to that
 //     account too, and
 //     to the pool's RAM budget, in 512-byte units that st_blocks shows
 //     (meta.go); it goes back when the node is freed. Renames and links
-//     never cross accounts (EXDEV), so a charge never has to move.
+//     never cross accounts (EXDEV), so a charge never has to move between
+//     trees; a chown moves it between owners, under the node's attrs.mu
+//     so that the charge's owner is always the node's uid.
 //   - A file is freed (bytes and inode) when it has neither a name nor an
 //     open handle, as on any POSIX filesystem.
 //   - A node's access ACL, if stored, and its mode's permission bits agree
@@ -53,7 +56,8 @@
 // the new node is made), and is held while
 // the charge is made: the quota's lock and the pool's, and, when the pool
 // evicts, other files' spill locks, which it takes with TryLock only.
-// attrs.mu is never held while another node's is taken, except a
+// The quota's lock is a leaf, taken under any of these (a chown takes it
+// under attrs.mu). attrs.mu is never held while another node's is taken, except a
 // directory's during the creation of its child (initAttrs reads the
 // parent's setgid bit), parent first. sessionTable.mu, cacheKeeper.mu and
 // reaper.mu are leaves: nothing else is

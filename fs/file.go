@@ -90,11 +90,11 @@ func (f *FS) openFlagsFor(flags uint32) uint32 {
 	return openFlags
 }
 
-func (f *FS) newFile(ctx context.Context, parent *dirNode, mode uint32, acct *quota.Account, inh inheritance) *fileNode {
+func (f *FS) newFile(ctx context.Context, parent *dirNode, mode uint32, charge *quota.Charge, inh inheritance) *fileNode {
 	fn := &fileNode{}
-	f.initAttrs(&fn.attrs, ctx, parent, syscall.S_IFREG|mode&07777, acct)
+	f.initAttrs(&fn.attrs, ctx, parent, syscall.S_IFREG|mode&07777, charge)
 	fn.adopt(inh)
-	fn.data = f.pool.NewFile(acct)
+	fn.data = f.pool.NewFile(charge)
 	if s := fn.sess; s != nil {
 		s.register(fn)
 	}
@@ -109,16 +109,16 @@ func (n *dirNode) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.Ent
 		return nil, nil, 0, errno
 	}
 	defer leave()
-	acct := n.childAccount()
-	inh, mode, errno := n.inherit(acct, syscall.S_IFREG|mode&07777)
+	charge := n.childCharge(ctx)
+	inh, mode, errno := n.inherit(charge, syscall.S_IFREG|mode&07777)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	if err := acct.ReserveInodes(1); err != nil {
-		inh.release(n.fsys, acct)
+	if err := charge.ReserveInodes(1); err != nil {
+		inh.release(n.fsys, charge)
 		return nil, nil, 0, n.fsys.toErrno("tmpfile", err)
 	}
-	file := n.fsys.newFile(ctx, n, mode, acct, inh)
+	file := n.fsys.newFile(ctx, n, mode, charge, inh)
 	file.nlink = 0
 	h, fopen := file.open(flags)
 	file.linkable = flags&syscall.O_EXCL == 0
@@ -163,11 +163,11 @@ func (n *fileNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetA
 	if _, ok := in.GetSize(); ok {
 		n.touchLocked()
 	}
-	n.setattrLocked(in)
+	errno := n.setattrLocked(in)
 	n.fillAttrLocked(&out.Attr)
 	unlock()
 	n.fillSize(&out.Attr)
-	return 0
+	return errno
 }
 
 func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
@@ -365,7 +365,7 @@ func (n *fileNode) free() {
 	if err := n.data.Close(); err != nil {
 		n.fsys.log.Warn("closing spill file", "err", err)
 	}
-	n.acct.ReleaseInodes(1)
+	n.charge.ReleaseInodes(1)
 	n.freeMeta()
 	n.unregister()
 	n.ForgetPersistent()

@@ -23,6 +23,9 @@ import (
 type Config struct {
 	Pool  *spill.Pool    // where file bytes live
 	Quota *quota.Account // the mount's root account: its limits are the mount's size and inodes
+	// UserLimits is what every uid but root may own at most; a zero field
+	// is unlimited. Root may give a uid limits of its own later.
+	UserLimits quota.Limits
 	// The root directory's permissions and owner, like tmpfs mode=, uid=, gid=.
 	RootMode uint32
 	RootUID  uint32
@@ -55,6 +58,7 @@ type Config struct {
 type FS struct {
 	pool     *spill.Pool
 	quota    *quota.Account
+	users    *quota.Users // per-owner accounts, in quota's tree
 	log      *slog.Logger
 	now      func() time.Time
 	nextIno  atomic.Uint64
@@ -87,6 +91,7 @@ func New(cfg Config) (*FS, error) {
 	if err := f.quota.ReserveInodes(1); err != nil {
 		return nil, err
 	}
+	f.users = f.quota.NewUsers(cfg.UserLimits)
 	f.sessions = newSessionTable(f, cfg.Sessions)
 	f.pids = proc.NewWatcher()
 	f.cache = newCacheKeeper(cfg.CacheBudget)
@@ -96,7 +101,9 @@ func New(cfg Config) (*FS, error) {
 		f.filler = newCacheFiller(f.obs)
 	}
 	root := &rootDir{}
-	f.initAttrs(&root.attrs, context.Background(), nil, syscall.S_IFDIR|cfg.RootMode&07777, f.quota)
+	// The root's inode is the mount's, charged above to no owner; its
+	// extended attributes are charged to its owner, as any node's.
+	f.initAttrs(&root.attrs, context.Background(), nil, syscall.S_IFDIR|cfg.RootMode&07777, f.users.Charge(f.quota, cfg.RootUID))
 	root.uid, root.gid, root.nlink = cfg.RootUID, cfg.RootGID, 2
 	f.root = root
 	return f, nil

@@ -17,9 +17,9 @@ const metaUnit = 512
 
 func roundUp(n, unit int64) int64 { return (n + unit - 1) / unit * unit }
 
-// holdMeta charges n bytes of a node's metadata to acct and to the RAM
-// budget, all or nothing.
-func (f *FS) holdMeta(acct *quota.Account, n int64) error {
+// holdMeta charges n bytes of a node's metadata to its charge and to the
+// RAM budget, all or nothing.
+func (f *FS) holdMeta(acct *quota.Charge, n int64) error {
 	if err := acct.Reserve(n); err != nil {
 		return err
 	}
@@ -31,7 +31,7 @@ func (f *FS) holdMeta(acct *quota.Account, n int64) error {
 }
 
 // releaseMeta gives back what holdMeta charged.
-func (f *FS) releaseMeta(acct *quota.Account, n int64) {
+func (f *FS) releaseMeta(acct *quota.Charge, n int64) {
 	acct.Release(n)
 	f.pool.ReleaseRAM(n)
 }
@@ -44,11 +44,11 @@ func (a *attrs) rechargeLocked(held int64) syscall.Errno {
 	charge := roundUp(held, metaUnit)
 	switch delta := charge - a.metaCharged.Load(); {
 	case delta > 0:
-		if err := a.fsys.holdMeta(a.acct, delta); err != nil {
+		if err := a.fsys.holdMeta(a.charge, delta); err != nil {
 			return a.fsys.toErrno("setxattr", err)
 		}
 	case delta < 0:
-		a.fsys.releaseMeta(a.acct, -delta)
+		a.fsys.releaseMeta(a.charge, -delta)
 	}
 	a.metaHeld = held
 	a.metaCharged.Store(charge)
@@ -70,5 +70,5 @@ func (a *attrs) freeMeta() {
 	a.xattrs, a.metaHeld = nil, 0
 	a.metaCharged.Store(0)
 	a.xmu.Unlock()
-	a.fsys.releaseMeta(a.acct, charge)
+	a.fsys.releaseMeta(a.charge, charge)
 }

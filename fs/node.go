@@ -51,7 +51,7 @@ func dropLinkShared(in *gofs.Inode, a *attrs, all bool) {
 	gone := a.nlink == 0
 	a.mu.Unlock()
 	if gone {
-		a.acct.ReleaseInodes(1)
+		a.charge.ReleaseInodes(1)
 		a.freeMeta()
 		a.unregister()
 		in.ForgetPersistent()
@@ -71,11 +71,11 @@ func setattrShared(a *attrs, in *fuse.SetAttrIn, size uint64, out *fuse.AttrOut)
 		return syscall.EINVAL
 	}
 	unlock := a.lockForSetattr(in)
-	a.setattrLocked(in)
+	errno := a.setattrLocked(in)
 	a.fillAttrLocked(&out.Attr)
 	unlock()
 	out.Size = size
-	return 0
+	return errno
 }
 
 // symlinkNode is a symbolic link; its target is fixed at creation, and

@@ -334,13 +334,14 @@ type sessionDir struct {
 func (t *sessionTable) newSession(ctx context.Context, root *rootDir, mode uint32) (*sessionDir, syscall.Errno) {
 	p := t.policy()
 	acct := root.acct.NewChild(quota.Limits{Bytes: p.Bytes, Inodes: p.Inodes})
-	inh, mode, errno := root.inherit(acct, syscall.S_IFDIR|mode&07777)
+	charge := t.fsys.users.Charge(acct, callerUID(ctx))
+	inh, mode, errno := root.inherit(charge, syscall.S_IFDIR|mode&07777)
 	if errno != 0 {
 		acct.Close()
 		return nil, errno
 	}
-	if err := acct.ReserveInodes(1); err != nil {
-		inh.release(t.fsys, acct)
+	if err := charge.ReserveInodes(1); err != nil {
+		inh.release(t.fsys, charge)
 		acct.Close()
 		return nil, t.fsys.toErrno("mkdir", err)
 	}
@@ -348,7 +349,7 @@ func (t *sessionTable) newSession(ctx context.Context, root *rootDir, mode uint3
 	s.touch()
 	dir := &sessionDir{s: s}
 	s.dir = dir
-	t.fsys.initAttrs(&dir.attrs, ctx, &root.dirNode, mode, acct)
+	t.fsys.initAttrs(&dir.attrs, ctx, &root.dirNode, mode, charge)
 	dir.adopt(inh)
 	dir.nlink = 2
 	dir.sess = s

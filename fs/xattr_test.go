@@ -38,7 +38,7 @@ func TestXattrHeldIsExact(t *testing.T) {
 	}
 	defer fsys.Close()
 	var a attrs
-	fsys.initAttrs(&a, context.Background(), nil, syscall.S_IFREG|0o644, root)
+	fsys.initAttrs(&a, context.Background(), nil, syscall.S_IFREG|0o644, fsys.users.Charge(root, 0))
 	ctx := context.Background()
 	rnd := rand.New(rand.NewPCG(1, 2))
 	refused := 0

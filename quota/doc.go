@@ -11,10 +11,22 @@
 // account (a session that is over): what it and its descendants still hold is
 // returned to the ancestors, and the account refuses further reservations.
 //
+// # Owners
+//
+// Beside the tree, [Account.NewUsers] makes the per-owner level of the same
+// tree: one account per uid, with a default limit for every uid (but 0,
+// which, as root on a filesystem with quotas, gets only limits of its own)
+// and limits of their own for some. A [Charge] is what one file is charged
+// to: an account of the tree and its owner's account at once. Its Reserve
+// checks both chains and charges both, or neither; its Release gives back
+// to both; [Charge.Chown] moves exactly what it holds to another owner, or
+// fails with [ErrQuota] and changes nothing. Owner accounts share the
+// tree's lock, so a charge is as exact as a reservation on one chain.
+//
 // # Errors
 //
 // When a reservation does not fit, the error names the highest (closest to
-// the root) level that is full: [ErrNoSpace] for the root, which the file
+// the root) level that is full: [ErrNoSpace] for the root (never an owner's account), which the file
 // system maps to ENOSPC, and [ErrQuota] for any other level, mapped to
 // EDQUOT. The mount being full is the more fundamental fact, and it is what
 // df shows, so it wins over a session being at its quota. A closed account
@@ -37,6 +49,9 @@
 //     counter negative nor free bytes charged by a sibling or a child.
 //   - A closed account, and every descendant of it, holds nothing, stays
 //     closed, and is no longer counted by its parent.
+//   - An owner's usage is the sum of what the charges it owns hold, and
+//     within its limit but after a lowered one; a charge holds on its tree
+//     account no more than that account holds itself.
 //
 // # Concurrency
 //

@@ -23,7 +23,10 @@ func decodeOps(data []byte) []op {
 			n:    int64(data[2]) - 2,
 			lim:  Limits{Bytes: 2 * int64(data[2]), Inodes: int64(data[3] % 16)},
 		}
-		if o.kind == opReserveInodes || o.kind == opReleaseInodes {
+		o.uid = uint32(data[3]>>4) % numUIDs
+		o.inodes = data[3]&0x40 != 0
+		o.clear = data[3]&0x80 != 0
+		if o.kind == opReserveInodes || o.kind == opReleaseInodes || o.inodes {
 			o.n = int64(data[3]%8) - 1
 		}
 		ops = append(ops, o)
@@ -56,6 +59,20 @@ func FuzzAccount(f *testing.F) {
 		byte(opReserveInodes), 3, 0, 0,
 		byte(opNewChild), 39, 0, 0,
 		byte(opClose), 3, 0, 0,
+	})
+	f.Add([]byte{
+		byte(opNewCharge), 1, 0, 0x10, // uid 1 in session 1
+		byte(opNewCharge), 4, 0, 0x20, // uid 2 in session 2
+		byte(opChargeReserve), 0, 100, 0x10,
+		byte(opChargeReserve), 0, 30, 0x10, // past uid 1's default
+		byte(opChargeReserve), 1, 3, 0x60, // inodes
+		byte(opChown), 0, 0, 0x20, // uid 2 cannot take it
+		byte(opSetUserLimits), 0, 200, 0x20,
+		byte(opChown), 0, 0, 0x20,
+		byte(opSetUserDefault), 0, 1, 0x01,
+		byte(opChargeRelease), 1, 255, 0x40,
+		byte(opClose), 0, 0, 0,
+		byte(opChargeRelease), 0, 255, 0,
 	})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h := newHarness()

@@ -61,6 +61,7 @@ type Account struct {
 
 	// Guarded by tree.mu.
 	children map[*Account]struct{} // live children, for Close of a subtree
+	user     bool                  // a uid's account (users.go), never the mount's root
 	limit    counts
 	own      counts // held by this account itself
 	used     counts // own plus the used of every live child
@@ -103,25 +104,53 @@ func (a *Account) ReserveInodes(n int64) error { return a.reserve(resInodes, n) 
 func (a *Account) ReleaseInodes(n int64) { a.release(resInodes, n) }
 
 func (a *Account) reserve(r resource, n int64) error {
-	if n < 0 {
-		return ErrInvalid
-	}
-	if n == 0 {
-		return nil // nothing to charge, so nothing can be exceeded
-	}
 	a.tree.mu.Lock()
 	defer a.tree.mu.Unlock()
-	if a.closed {
+	return a.reserveLocked(r, n, nil)
+}
+
+// reserveLocked charges n of r to a's chain and, unless it is nil, to the
+// owner's account user: to both or to neither. The mount being full wins
+// over any quota, as in fits. The caller holds the lock.
+func (a *Account) reserveLocked(r resource, n int64, user *Account) error {
+	switch {
+	case n < 0:
+		return ErrInvalid
+	case n == 0:
+		return nil // nothing to charge, so nothing can be exceeded
+	case a.closed:
 		return ErrQuota
 	}
 	if err := a.fits(r, n); err != nil {
 		return err
 	}
+	if user != nil {
+		if err := user.fits(r, n); err != nil {
+			return err
+		}
+		user.charge(r, n)
+	}
+	a.charge(r, n)
+	return nil
+}
+
+// charge adds n of r to what a holds and to its chain's usage. The caller
+// holds the lock and has checked that it fits.
+func (a *Account) charge(r resource, n int64) {
 	a.own[r] += n
 	for x := a; x != nil; x = x.parent {
 		x.used[r] += n
 	}
-	return nil
+}
+
+// uncharge gives back n of r, clamped to what a holds itself. The caller
+// holds the lock.
+func (a *Account) uncharge(r resource, n int64) {
+	n = min(n, a.own[r])
+	a.own[r] -= n
+	for x := a; x != nil; x = x.parent {
+		x.used[r] -= n
+	}
 }
 
 // fits reports whether n more of r fit on every level from a to the root,
@@ -132,7 +161,7 @@ func (a *Account) fits(r resource, n int64) error {
 	for x := a; x != nil; x = x.parent {
 		if n > room(x.limit[r], x.used[r]) {
 			err = ErrQuota
-			if x.parent == nil {
+			if x.parent == nil && !x.user {
 				err = ErrNoSpace
 			}
 		}
@@ -160,11 +189,7 @@ func (a *Account) release(r resource, n int64) {
 	defer a.tree.mu.Unlock()
 	// A closed account holds nothing, so this also makes Release after
 	// Close a no-op.
-	n = min(n, a.own[r])
-	a.own[r] -= n
-	for x := a; x != nil; x = x.parent {
-		x.used[r] -= n
-	}
+	a.uncharge(r, n)
 }
 
 // Usage returns what a and its live descendants hold.

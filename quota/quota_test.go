@@ -396,6 +396,85 @@ type model struct {
 	own    [][numResources]int64
 	limit  []Limits
 	closed []bool
+
+	// The per-owner level: a uid's usage is the sum of what the charges
+	// it owns hold.
+	userDefault Limits
+	userLimit   map[uint32]Limits
+	charges     []modelCharge
+}
+
+type modelCharge struct {
+	acct int
+	uid  uint32
+	held [numResources]int64
+}
+
+func (m *model) userLimitOf(uid uint32) Limits {
+	if l, ok := m.userLimit[uid]; ok {
+		return l
+	}
+	if uid == 0 {
+		return Limits{}
+	}
+	return m.userDefault
+}
+
+func (m *model) userUsage(uid uint32) Usage {
+	var u Usage
+	for _, c := range m.charges {
+		if c.uid == uid {
+			u.Bytes += c.held[resBytes]
+			u.Inodes += c.held[resInodes]
+		}
+	}
+	return u
+}
+
+// userFull says whether n more of r would take uid past its limit.
+func (m *model) userFull(uid uint32, r resource, n int64) bool {
+	lim := limitOf(m.userLimitOf(uid), r)
+	return n > 0 && lim != 0 && usedOf(m.userUsage(uid), r)+n > lim
+}
+
+func (m *model) chargeReserve(k int, r resource, n int64) error {
+	c := &m.charges[k]
+	if n > 0 && !m.closed[c.acct] {
+		if err := m.check(c.acct, r, n); err != nil {
+			return err
+		}
+		if m.userFull(c.uid, r, n) {
+			return ErrQuota
+		}
+	}
+	err := m.reserve(c.acct, r, n)
+	if err == nil && n > 0 {
+		c.held[r] += n
+	}
+	return err
+}
+
+func (m *model) chargeRelease(k int, r resource, n int64) {
+	c := &m.charges[k]
+	if n > 0 {
+		n = min(n, c.held[r])
+		c.held[r] -= n
+		m.release(c.acct, r, n)
+	}
+}
+
+func (m *model) chown(k int, uid uint32) error {
+	c := &m.charges[k]
+	if c.uid == uid {
+		return nil
+	}
+	for r, n := range c.held {
+		if m.userFull(uid, resource(r), n) {
+			return ErrQuota
+		}
+	}
+	c.uid = uid
+	return nil
 }
 
 func (m *model) add(parent int, l Limits) {
@@ -447,6 +526,16 @@ func (m *model) reserve(i int, r resource, n int64) error {
 	case m.closed[i]:
 		return ErrQuota
 	}
+	err := m.check(i, r, n)
+	if err == nil {
+		m.own[i][r] += n
+	}
+	return err
+}
+
+// check says whether n more of r fit on i's chain, and if not, which error
+// the highest full level gives.
+func (m *model) check(i int, r resource, n int64) error {
 	var err error
 	us := m.usages()
 	for j := i; j >= 0; j = m.parent[j] { // the last full level is the highest
@@ -457,9 +546,6 @@ func (m *model) reserve(i int, r resource, n int64) error {
 				err = ErrNoSpace
 			}
 		}
-	}
-	if err == nil {
-		m.own[i][r] += n
 	}
 	return err
 }
@@ -525,22 +611,37 @@ const (
 	opClose
 	opNewChild
 	opResize
+	opNewCharge      // on account acct, owned by uid
+	opChargeReserve  // charge acct: n bytes, or n inodes if inodes
+	opChargeRelease  // likewise
+	opChown          // charge acct to uid
+	opSetUserLimits  // uid gets lim, or the default back if clear
+	opSetUserDefault // every uid without its own gets lim
 	numOps
 )
 
 type op struct {
-	kind opKind
-	acct int // taken modulo the number of accounts
-	n    int64
-	lim  Limits
+	kind   opKind
+	acct   int // taken modulo the number of accounts (or charges)
+	n      int64
+	lim    Limits
+	uid    uint32
+	inodes bool // a charge op on inodes rather than bytes
+	clear  bool // opSetUserLimits: back to the default
 }
+
+const numUIDs = 4 // uid 0 and three users: few, so that limits are hit
+
+const maxCharges = 40
 
 const maxAccounts = 40
 
 // harness runs the same operations on real accounts and on the model.
 type harness struct {
-	accts []*Account
-	m     model
+	accts   []*Account
+	users   *Users
+	charges []*Charge
+	m       model
 }
 
 // newHarness builds root -> 3 sessions -> 2 children each.
@@ -548,6 +649,9 @@ func newHarness() *harness {
 	h := &harness{}
 	h.accts = append(h.accts, NewRoot(Limits{Bytes: 300, Inodes: 20}))
 	h.m.add(-1, Limits{Bytes: 300, Inodes: 20})
+	h.m.userDefault = Limits{Bytes: 120, Inodes: 6}
+	h.m.userLimit = make(map[uint32]Limits)
+	h.users = h.accts[0].NewUsers(h.m.userDefault)
 	for s := range 3 {
 		h.newChild(0, Limits{Bytes: 150, Inodes: 8})
 		for range 2 {
@@ -599,8 +703,53 @@ func (h *harness) apply(t testing.TB, o op) {
 		if want := h.m.resize(i, o.lim); got != want {
 			t.Fatalf("Resize %d to %+v: got %v, want %v", i, o.lim, got, want)
 		}
+	case opNewCharge:
+		if len(h.charges) < maxCharges {
+			h.charges = append(h.charges, h.users.Charge(a, o.uid))
+			h.m.charges = append(h.m.charges, modelCharge{acct: i, uid: o.uid})
+		}
+	case opChargeReserve, opChargeRelease, opChown:
+		h.applyCharge(t, o)
+	case opSetUserLimits:
+		if o.clear {
+			h.users.SetLimits(o.uid, nil)
+			delete(h.m.userLimit, o.uid)
+		} else {
+			l := o.lim
+			h.users.SetLimits(o.uid, &l)
+			h.m.userLimit[o.uid] = l
+		}
+	case opSetUserDefault:
+		h.users.SetDefault(o.lim)
+		h.m.userDefault = o.lim
 	}
 	h.compare(t)
+}
+
+func (h *harness) applyCharge(t testing.TB, o op) {
+	t.Helper()
+	if len(h.charges) == 0 {
+		return
+	}
+	k := o.acct % len(h.charges)
+	c := h.charges[k]
+	r, reserve, release := resBytes, c.Reserve, c.Release
+	if o.inodes {
+		r, reserve, release = resInodes, c.ReserveInodes, c.ReleaseInodes
+	}
+	switch o.kind {
+	case opChargeReserve:
+		if got, want := reserve(o.n), h.m.chargeReserve(k, r, o.n); got != want {
+			t.Fatalf("%+v on charge %d: got %v, want %v", o, k, got, want)
+		}
+	case opChargeRelease:
+		release(o.n)
+		h.m.chargeRelease(k, r, o.n)
+	case opChown:
+		if got, want := c.Chown(o.uid), h.m.chown(k, o.uid); got != want {
+			t.Fatalf("chown charge %d to %d: got %v, want %v", k, o.uid, got, want)
+		}
+	}
 }
 
 func (h *harness) compare(t testing.TB) {
@@ -615,6 +764,30 @@ func (h *harness) compare(t testing.TB) {
 		}
 		if got, want := a.Available(), h.m.available(i, us); got != want {
 			t.Fatalf("account %d: Available %+v, model %+v", i, got, want)
+		}
+	}
+	for k, c := range h.charges {
+		mc := h.m.charges[k]
+		if got, want := c.Held(), (Usage{Bytes: mc.held[resBytes], Inodes: mc.held[resInodes]}); got != want {
+			t.Fatalf("charge %d: Held %+v, model %+v", k, got, want)
+		}
+	}
+	listed := map[uint32]UserUsage{}
+	for _, uu := range h.users.List() {
+		listed[uu.UID] = uu
+	}
+	for uid := range uint32(numUIDs) {
+		want := h.m.userUsage(uid)
+		if got := h.users.Usage(uid); got != want {
+			t.Fatalf("uid %d: Usage %+v, model %+v", uid, got, want)
+		}
+		_, own := h.m.userLimit[uid]
+		uu, ok := listed[uid]
+		if ok != (want != Usage{} || own) {
+			t.Fatalf("uid %d: listed %v, usage %+v, own limits %v", uid, ok, want, own)
+		}
+		if ok && (uu.Usage != want || uu.Limits != h.m.userLimitOf(uid) || uu.Own != own) {
+			t.Fatalf("uid %d: listed %+v, model usage %+v limits %+v own %v", uid, uu, want, h.m.userLimitOf(uid), own)
 		}
 	}
 	mustCheck(t, h.accts[0])
@@ -644,6 +817,30 @@ func randomOp(rng *rand.Rand) op {
 	default:
 		o.kind = opNewChild
 		o.lim = Limits{Bytes: rng.Int64N(150), Inodes: rng.Int64N(8)}
+	}
+	// Half the time, the same draw acts on the per-owner level instead.
+	if rng.IntN(2) == 0 {
+		o.uid = uint32(rng.IntN(numUIDs))
+		o.inodes = rng.IntN(3) == 0
+		if o.inodes {
+			o.n = rng.Int64N(5) - 1
+		}
+		// Limits that are often none, so that some uids run free.
+		o.lim = Limits{Bytes: rng.Int64N(3) * rng.Int64N(150), Inodes: rng.Int64N(3) * rng.Int64N(8)}
+		switch p := rng.IntN(100); {
+		case p < 12:
+			o.kind = opNewCharge
+		case p < 55:
+			o.kind = opChargeReserve
+		case p < 85:
+			o.kind = opChargeRelease
+		case p < 93:
+			o.kind = opChown
+		case p < 97:
+			o.kind, o.clear = opSetUserLimits, rng.IntN(3) == 0
+		default:
+			o.kind = opSetUserDefault
+		}
 	}
 	return o
 }
@@ -818,6 +1015,59 @@ func TestConcurrentClose(t *testing.T) {
 	}
 	if got := root.Usage(); got != (Usage{}) {
 		t.Fatalf("root usage %+v after closing all", got)
+	}
+	mustCheck(t, root)
+}
+
+// TestConcurrentCharges charges two sessions on behalf of three owners from
+// many goroutines, some of which chown their charges meanwhile: no owner
+// and no session may ever go past its limit, and once everything is given
+// back every account, tree or owner, must hold nothing.
+func TestConcurrentCharges(t *testing.T) {
+	const workers, steps = 12, 2000
+	root := NewRoot(Limits{Bytes: 3000, Inodes: 60})
+	users := root.NewUsers(Limits{Bytes: 700, Inodes: 15})
+	sessions := []*Account{root.NewChild(Limits{Bytes: 1200}), root.NewChild(Limits{Inodes: 25})}
+	var wg sync.WaitGroup
+	for w := range workers {
+		rng := rand.New(rand.NewPCG(uint64(w), 13))
+		wg.Go(func() {
+			var held []*Charge
+			for range steps {
+				switch p := rng.IntN(10); {
+				case p < 4:
+					c := users.Charge(sessions[w%2], uint32(1+rng.IntN(3)))
+					if c.ReserveInodes(1) == nil {
+						_ = c.Reserve(rng.Int64N(100))
+						held = append(held, c)
+					}
+				case p < 6 && len(held) > 0:
+					_ = held[rng.IntN(len(held))].Chown(uint32(1 + rng.IntN(3)))
+				case len(held) > 0:
+					c := held[len(held)-1]
+					held = held[:len(held)-1]
+					u := c.Held()
+					c.Release(u.Bytes)
+					c.ReleaseInodes(u.Inodes)
+				}
+				for _, uu := range users.List() {
+					if uu.Usage.Bytes > uu.Limits.Bytes || uu.Usage.Inodes > uu.Limits.Inodes {
+						t.Errorf("uid %d holds %+v, over %+v", uu.UID, uu.Usage, uu.Limits)
+					}
+				}
+			}
+			for _, c := range held {
+				c.Release(math.MaxInt64)
+				c.ReleaseInodes(math.MaxInt64)
+			}
+		})
+	}
+	wg.Wait()
+	if got := root.Usage(); got != (Usage{}) {
+		t.Fatalf("root usage %+v after all released", got)
+	}
+	for _, uu := range users.List() {
+		t.Errorf("uid %d still holds %+v", uu.UID, uu.Usage)
 	}
 	mustCheck(t, root)
 }

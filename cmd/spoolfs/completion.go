@@ -39,6 +39,7 @@ func completionCommands() []cliCommand {
 	var (
 		c      mountConfig
 		o      sessionNewOptions
+		u      userLimitOptions
 		ignore bool
 	)
 	var names []string
@@ -53,6 +54,7 @@ func completionCommands() []cliCommand {
 		}},
 		{name: "status", help: "capacity, RAM, spill and sessions", flags: newJSONFlags("status", &ignore), dirs: true},
 		{name: "set", help: "change a live mount's limits", flags: c.liveOptionTable().flagSet("set"), dirs: true},
+		{name: "user-limit", help: "give a user quotas of their own", flags: newUserLimitFlags(&u), dirs: true},
 		{name: "completion", help: "print a shell completion script", words: completionShells},
 		{name: "man", help: "print the manual page"},
 		{name: "version", help: "version, commit, Go and go-fuse", flags: newJSONFlags("version", &ignore)},

@@ -39,6 +39,8 @@ Usage:
   spoolfs session new|ls|rm|touch ...  self-deleting session directories (see 'spoolfs session --help')
   spoolfs status MOUNTPOINT [--json]   capacity, RAM, spill and sessions at a glance
   spoolfs set MOUNTPOINT --size 8G ... change a live mount's limits (root; also mount -o remount)
+  spoolfs user-limit MOUNTPOINT USER --size S --inodes N | --default
+                                       give a user quotas of their own (root)
   spoolfs SOURCE MOUNTPOINT -o OPTS    the form mount(8) uses through mount.fuse3
   spoolfs completion bash|zsh|fish     print a shell completion script
   spoolfs man                          print the manual page, spoolfs(8)
@@ -64,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runStatus(args[1:], stdout, stderr)
 	case "set":
 		return runSet(args[1:], stdout, stderr)
+	case "user-limit":
+		return runUserLimit(args[1:], stdout, stderr)
 	case "man":
 		return runMan(stdout)
 	case "completion":

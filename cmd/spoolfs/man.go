@@ -30,6 +30,7 @@ func writeMan(w io.Writer) {
 		`.B spoolfs session`, `\fBnew\fR|\fBls\fR|\fBrm\fR|\fBtouch\fR ...`, `.br`,
 		`.B spoolfs status`, `\fIMOUNTPOINT\fR [\fB\-\-json\fR]`, `.br`,
 		`.B spoolfs set`, `\fIMOUNTPOINT\fR [\fIOPTIONS\fR]`, `.br`,
+		`.B spoolfs user-limit`, `\fIMOUNTPOINT\fR \fIUSER\fR \fB\-\-size\fR \fISIZE\fR \fB\-\-inodes\fR \fIN\fR | \fB\-\-default\fR`, `.br`,
 		`.B spoolfs version`, `[\fB\-\-json\fR]`, `.br`,
 		`.B mount \-t fuse.spoolfs spoolfs`, `\fIMOUNTPOINT\fR \fB\-o\fR \fIOPTIONS\fR`,
 	} {

@@ -43,10 +43,10 @@ type mountConfig struct {
 	options    []string // -o key=value,..., applied by applyOptions
 
 	given struct { // as the flags say them, for resolve
-		size, ram, threshold, sessionSize byteSize
-		inodes, sessionInodes             count
-		spillDir                          string
-		metrics                           metricsAddr
+		size, ram, threshold, sessionSize, userSize byteSize
+		inodes, sessionInodes, userInodes           count
+		spillDir                                    string
+		metrics                                     metricsAddr
 	}
 }
 
@@ -86,6 +86,10 @@ func (c *mountConfig) optionTable() optionTable {
 			help: "default and ceiling for a session's bytes (0: none)"},
 		{name: "session-inodes", value: &c.given.sessionInodes,
 			help: "default and ceiling for a session's inodes (0: none)"},
+		{name: "user-size", value: &c.given.userSize,
+			help: "most bytes the files of one uid may hold, root's aside (0: none); as tmpfs's usrquota_block_hardlimit"},
+		{name: "user-inodes", value: &c.given.userInodes,
+			help: "most inodes one uid may own, root's aside (0: none); as tmpfs's usrquota_inode_hardlimit"},
 		{name: "lifetime", value: (*duration)(&c.lifetime),
 			help: "unmount and delete everything after this long, e.g. 8h (0: never)"},
 		{name: "writeback-cache", value: &c.fs.WritebackCache,
@@ -335,14 +339,28 @@ func (c *mountConfig) resolveValues(freeDisk, physical int64) error {
 			return fmt.Errorf("--spill-threshold %v", err)
 		}
 	}
-	if g.sessionSize.percent > 0 && c.limits.Bytes == 0 {
-		return fmt.Errorf("--session-size %s: a share of --size, which has no limit", g.sessionSize.text)
-	}
-	if c.fs.Sessions.Bytes, err = g.sessionSize.resolve(c.limits.Bytes, "--size"); err != nil {
-		return fmt.Errorf("--session-size %v", err)
+	if c.fs.Sessions.Bytes, err = c.shareOfSize("--session-size", g.sessionSize); err != nil {
+		return err
 	}
 	c.fs.Sessions.Inodes = g.sessionInodes.n
+	if c.fs.UserLimits.Bytes, err = c.shareOfSize("--user-size", g.userSize); err != nil {
+		return err
+	}
+	c.fs.UserLimits.Inodes = g.userInodes.n
 	return nil
+}
+
+// shareOfSize resolves a flag that may be bytes or a share of --size,
+// once --size is known.
+func (c *mountConfig) shareOfSize(flag string, v byteSize) (int64, error) {
+	if v.percent > 0 && c.limits.Bytes == 0 {
+		return 0, fmt.Errorf("%s %s: a share of --size, which has no limit", flag, v.text)
+	}
+	n, err := v.resolve(c.limits.Bytes, "--size")
+	if err != nil {
+		return 0, fmt.Errorf("%s %v", flag, err)
+	}
+	return n, nil
 }
 
 func (c *mountConfig) check() error {
@@ -352,6 +370,8 @@ func (c *mountConfig) check() error {
 		return fmt.Errorf("--spill-threshold %d is above --ram %d: a file that big could never stay in RAM", threshold, ram)
 	case sessionBytes != 0 && size != 0 && sessionBytes > size:
 		return fmt.Errorf("--session-size %d is above --size %d", sessionBytes, size)
+	case c.fs.UserLimits.Bytes != 0 && size != 0 && c.fs.UserLimits.Bytes > size:
+		return fmt.Errorf("--user-size %d is above --size %d", c.fs.UserLimits.Bytes, size)
 	case size != 0 && size < 4096:
 		return fmt.Errorf("--size %d: too small to hold anything", size)
 	case c.allowOther && os.Getuid() != 0 && !userAllowOther():

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"text/tabwriter"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -34,17 +35,28 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 	}
+	var users []control.UserUsage
+	if raw, err := getControl(path, control.AttrUsers); err == nil {
+		if err := json.Unmarshal([]byte(raw), &users); err != nil {
+			fmt.Fprintf(stderr, "spoolfs status: bad user figures from %s: %v\n", path, err)
+			return exitFailure
+		}
+	}
 	sessions, err := listSessions(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "spoolfs status: %v\n", err)
 		return exitFailure
 	}
 	if asJSON {
-		printJSON(stdout, control.StatusReport{Mount: st, Sessions: nonNil(sessions)})
+		printJSON(stdout, control.StatusReport{Mount: st, Users: users, Sessions: nonNil(sessions)})
 		return exitOK
 	}
 	if st != nil {
 		printMountStatus(stdout, st)
+		if userLimitsInForce(st, users) {
+			fmt.Fprintln(stdout)
+			printUsers(stdout, users)
+		}
 		if len(sessions) > 0 {
 			fmt.Fprintln(stdout)
 		}
@@ -68,6 +80,39 @@ func printMountStatus(w io.Writer, st *control.Status) {
 	fmt.Fprintf(w, "spilled     %s on disk in %s files (%s spills so far)\n", ib(st.DiskUsed), humanize.Comma(st.SpilledFiles), humanize.Comma(st.Spills))
 	fmt.Fprintf(w, "inodes      %s used of %s\n", humanize.Comma(st.InodesUsed), inodes)
 	fmt.Fprintf(w, "sessions    %d\n", st.Sessions)
+}
+
+// userLimitsInForce says whether the per-user table is worth printing:
+// without limits it only repeats, by owner, what the sessions show.
+func userLimitsInForce(st *control.Status, users []control.UserUsage) bool {
+	if st.UserDefaults != (control.UserLimit{}) {
+		return true
+	}
+	for _, u := range users {
+		if u.Own {
+			return true
+		}
+	}
+	return false
+}
+
+// printUsers is the per-user table: what each uid owns and may own.
+func printUsers(w io.Writer, users []control.UserUsage) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tUSED\tSIZE LIMIT\tINODES\tINODE LIMIT\tLIMITS")
+	for _, u := range users {
+		inodeLimit := "-"
+		if u.InodesLimit > 0 {
+			inodeLimit = humanize.Comma(u.InodesLimit)
+		}
+		source := "default"
+		if u.Own {
+			source = "own"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", quoteName(userName(u.UID)), humanize.IBytes(uint64(u.Bytes)),
+			limitText(u.SizeLimit), humanize.Comma(u.Inodes), inodeLimit, source)
+	}
+	tw.Flush()
 }
 
 // newJSONFlags makes the flags of a command whose one flag is --json.

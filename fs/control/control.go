@@ -66,6 +66,10 @@ const (
 	// what is in use, EBUSY for a RAM budget below what cannot move to
 	// disk; nothing changes then.
 	AttrLimits = Prefix + "limits"
+	AttrUsers  = Prefix + "users" // JSON, []UserUsage; read-only
+	// AttrUserLimits is the uids with limits of their own: JSON, UserLimits.
+	// Root writes it; what it writes is merged (ParseUserLimits).
+	AttrUserLimits = Prefix + "user_limits"
 )
 
 // LiveOptions are the mount options that AttrLimits changes, as -o spells

@@ -67,6 +67,28 @@ type Status struct {
 	SpilledFiles    int64         `json:"spilled_files"`
 	Sessions        int           `json:"sessions"`
 	SessionDefaults SessionPolicy `json:"session_defaults"`
+	UserDefaults    UserLimit     `json:"user_defaults"` // what every uid but 0 may own
+}
+
+// UserLimit is what one uid may own at most; a zero field is unlimited.
+type UserLimit struct {
+	Bytes  int64 `json:"size_limit"`
+	Inodes int64 `json:"inodes_limit"`
+}
+
+// UserLimits is AttrUserLimits: the uids (in decimal) with limits of their
+// own. Written, a null takes a uid's own limits away.
+type UserLimits map[string]*UserLimit
+
+// UserUsage is one uid in AttrUsers: what its files hold and the limits
+// that apply, its own or the default (Own says which).
+type UserUsage struct {
+	UID         uint32 `json:"uid"`
+	Bytes       int64  `json:"bytes"`
+	Inodes      int64  `json:"inodes"`
+	SizeLimit   int64  `json:"size_limit"`
+	InodesLimit int64  `json:"inodes_limit"`
+	Own         bool   `json:"own_limits"`
 }
 
 // SessionUsage is what AttrUsage reports: the bytes and inodes charged to
@@ -102,5 +124,6 @@ type SessionInfo struct {
 // sessions.
 type StatusReport struct {
 	Mount    *Status        `json:"mount,omitempty"`
+	Users    []UserUsage    `json:"users,omitempty"` // uids that own something or have own limits
 	Sessions []*SessionInfo `json:"sessions"`
 }

@@ -1,8 +1,10 @@
 package control
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -120,4 +122,34 @@ func ParseOwner(value string) (Owner, error) {
 		return Owner{}, errors.New("not a PID")
 	}
 	return Owner{PID: pid}, nil
+}
+
+// ParseUserLimits reads a value written to AttrUserLimits: a JSON object
+// from decimal uids to limits, or to null to take a uid's own limits away.
+// Limits are byte and inode counts, never negative.
+func ParseUserLimits(value string) (map[uint32]*UserLimit, error) {
+	var in UserLimits
+	dec := json.NewDecoder(strings.NewReader(value))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return nil, fmt.Errorf("user limits: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("user limits: more than one JSON value")
+	}
+	if in == nil {
+		return nil, errors.New(`user limits: want a JSON object such as {"1000":{"size_limit":1048576,"inodes_limit":100}}`)
+	}
+	out := make(map[uint32]*UserLimit, len(in))
+	for key, l := range in {
+		uid, err := strconv.ParseUint(key, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("user limits: uid %q: not a decimal uid", key)
+		}
+		if l != nil && (l.Bytes < 0 || l.Inodes < 0) {
+			return nil, fmt.Errorf("user limits: uid %d: negative limit", uid)
+		}
+		out[uint32(uid)] = l
+	}
+	return out, nil
 }

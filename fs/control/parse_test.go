@@ -144,3 +144,26 @@ func FuzzPolicyValue(f *testing.F) {
 		}
 	})
 }
+
+func TestParseUserLimits(t *testing.T) {
+	got, err := ParseUserLimits(`{"1000":{"size_limit":1048576,"inodes_limit":10},"4242":null,"0":{}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint32]*UserLimit{1000: {Bytes: 1 << 20, Inodes: 10}, 4242: nil, 0: {}}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for uid, w := range want {
+		g, ok := got[uid]
+		if !ok || (g == nil) != (w == nil) || (g != nil && *g != *w) {
+			t.Errorf("uid %d: got %v, want %v", uid, g, w)
+		}
+	}
+	for _, bad := range []string{``, `null`, `[]`, `{"x":{}}`, `{"-1":{}}`, `{"4294967296":{}}`,
+		`{"1":{"size_limit":-1}}`, `{"1":{"inodes_limit":-5}}`, `{"1":{"size":5}}`, `{"1":{}} {}`, `{"1":{"size_limit":"1M"}}`} {
+		if got, err := ParseUserLimits(bad); err == nil {
+			t.Errorf("ParseUserLimits(%q) = %v, want an error", bad, got)
+		}
+	}
+}
