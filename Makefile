@@ -1,5 +1,5 @@
 # spoolfs: see README.md. Every target works on a fresh machine once
-# .ci/run (or the packages it names) has installed fuse3, attr, fio, zsh and fish.
+# scripts/deps (which .ci/run and make test run) has installed what it names.
 
 GO         ?= go
 BIN        ?= bin/spoolfs
