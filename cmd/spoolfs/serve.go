@@ -172,6 +172,7 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 	// What is on top of c.dir now is ours; by the time we shut down,
 	// something else may have been mounted over it.
 	conn, knowConn := mounts.TopConnection(c.dir)
+	served := make(chan struct{}) // closed once the serve loop has ended
 	var once sync.Once
 	var unmountErr error
 	shutdown := func(why string) {
@@ -184,6 +185,8 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 			}
 			if unmountErr = unmount(c.dir); unmountErr != nil {
 				logger.Error("unmount", "err", unmountErr)
+			} else if knowConn {
+				go cutOffCopies(served, c.dir, conn, logger)
 			}
 		})
 	}
@@ -214,6 +217,7 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 	}()
 
 	server.Wait()
+	close(served)
 	once.Do(func() { notify.send("STOPPING=1", "STATUS=unmounted "+c.dir) })
 	stopExpiry()
 	<-expiryDone // an expiry under way finishes before Close frees the rest
@@ -231,6 +235,30 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 
 // mount makes the pool and the tree from c, adding what exists only at
 // run time, and mounts them.
+// copyGrace is how long the serve loop may go on after the daemon has
+// unmounted its own mount before cutOffCopies takes it for copies held
+// elsewhere: an unmount that releases the last copy ends the loop within
+// milliseconds.
+const copyGrace = 2 * time.Second
+
+// cutOffCopies ends a shutdown that the unmount did not end. A mount
+// namespace made after the mount (a container, a service with
+// PrivateTmp=) holds a copy of it, which keeps the FUSE connection alive
+// after the daemon's own mount is gone: a signal or --lifetime means the
+// mount ends, so the connection is aborted, and the copies see ENOTCONN.
+// An unmount that somebody else does is not a shutdown, and leaves copies
+// served, as tmpfs does.
+func cutOffCopies(served <-chan struct{}, dir string, conn uint32, logger *slog.Logger) {
+	select {
+	case <-served:
+	case <-time.After(copyGrace):
+		logger.Warn("unmounted here, but another mount namespace still holds the mount: cutting its connection off", "dir", dir)
+		if err := mounts.Abort(conn); err != nil {
+			logger.Error("abort", "err", err)
+		}
+	}
+}
+
 func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) (*fuse.Server, *spoolfs.FS, error) {
 	spillConfig := c.spill
 	spillConfig.MaxDiskFiles, spillConfig.ProcessAlive = maxSpillFiles(), proc.Alive
