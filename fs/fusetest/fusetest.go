@@ -78,7 +78,11 @@ type Options struct {
 type FS struct {
 	Root    gofs.InodeEmbedder
 	Options *gofs.Options
-	Close   func() error // nil: nothing to close
+	// Raw, if set, makes the raw filesystem to serve from the options (as
+	// spoolfs's FS.RawFS does), so that a test mounts what the daemon
+	// mounts; nil: gofs.NewNodeFS(Root, Options), as gofs.Mount would.
+	Raw   func(*gofs.Options) fuse.RawFileSystem
+	Close func() error // nil: nothing to close
 }
 
 // Mounted is a mount made by Mount.
@@ -120,7 +124,11 @@ func Mount(t testing.TB, o Options, build func() FS) *Mounted {
 	}
 	opts.DirectMount = true
 	opts.AllowOther = true
-	server, err := gofs.Mount(o.Dir, fsys.Root, opts)
+	raw := fsys.Raw
+	if raw == nil {
+		raw = func(opts *gofs.Options) fuse.RawFileSystem { return gofs.NewNodeFS(fsys.Root, opts) }
+	}
+	server, err := serve(o.Dir, raw(opts), &opts.MountOptions)
 	if err != nil {
 		closeFS()
 		t.Fatalf("mount: %v", err)
@@ -148,6 +156,19 @@ func Mount(t testing.TB, o Options, build func() FS) *Mounted {
 		CheckNoFDLeak(t, fdsBefore)
 	})
 	return m
+}
+
+// serve mounts raw on dir and serves it, as gofs.Mount does.
+func serve(dir string, raw fuse.RawFileSystem, opts *fuse.MountOptions) (*fuse.Server, error) {
+	server, err := fuse.NewServer(raw, dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		return nil, err // a mount that failed leaves nothing to unmount
+	}
+	return server, nil
 }
 
 // unmount unmounts with a deadline, aborting the connection if the server
