@@ -208,8 +208,12 @@ func (m *Mounted) unmount() {
 			case goneSince.IsZero():
 				goneSince = time.Now()
 			case time.Since(goneSince) > heldElsewhereGrace:
-				t.Logf("%s is unmounted here but held by another mount namespace: aborting its connection", m.Dir)
-				mounts.Abort(m.Conn)
+				// Not if a mount here uses the number: then ours has
+				// ended meanwhile and the number is somebody else's.
+				if !mounts.ConnectionMounted(m.Conn) {
+					t.Logf("%s is unmounted here but still served (held by another mount namespace?): aborting its connection", m.Dir)
+					mounts.Abort(m.Conn)
+				}
 				goneSince = time.Now().Add(unmountDeadline) // once
 			}
 		}

@@ -16,6 +16,7 @@ import (
 // it runs and gone once it has ended, its Close called after the unmount.
 func TestMountIsGoneAfterCleanup(t *testing.T) {
 	var dir string
+	var conn uint32
 	closedMounted := true
 	t.Run("mount", func(t *testing.T) {
 		m := Mount(t, Options{}, func() FS {
@@ -24,9 +25,12 @@ func TestMountIsGoneAfterCleanup(t *testing.T) {
 				return nil
 			}}
 		})
-		dir = m.Dir
+		dir, conn = m.Dir, m.Conn
 		if !mounts.IsMounted(dir) {
 			t.Fatalf("%s is not mounted", dir)
+		}
+		if !mounts.ConnectionMounted(conn) {
+			t.Errorf("connection %d of %s is not in the mount table", conn, dir)
 		}
 		if _, err := os.ReadDir(dir); err != nil {
 			t.Fatalf("readdir of the mount: %v", err)
@@ -37,6 +41,9 @@ func TestMountIsGoneAfterCleanup(t *testing.T) {
 	}
 	if mounts.IsMounted(dir) {
 		t.Errorf("%s is still mounted after the subtest", dir)
+	}
+	if mounts.ConnectionMounted(conn) {
+		t.Errorf("connection %d is still in the mount table after the subtest", conn)
 	}
 	if closedMounted {
 		t.Error("Close ran while the filesystem was still mounted")

@@ -14,6 +14,9 @@ var errNoFusectl = errors.New("aborting a FUSE connection needs Linux's fusectl"
 // ConnectionID has no meaning without fusectl.
 func ConnectionID(dir string) (uint32, error) { return 0, errNoFusectl }
 
+// ConnectionMounted has no meaning without fusectl.
+func ConnectionMounted(id uint32) bool { return false }
+
 // TopConnection has no meaning without fusectl.
 func TopConnection(dir string) (uint32, bool) { return 0, false }
 

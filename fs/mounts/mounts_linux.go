@@ -98,6 +98,23 @@ func topMount(mounts []mountEntry) (mountEntry, bool) {
 	return mountEntry{}, false
 }
 
+// ConnectionMounted reports whether a mount in this mount namespace is
+// served by FUSE connection id, by mountinfo: whether the number is in
+// use here (connection numbers are reused as soon as one ends).
+func ConnectionMounted(id uint32) bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	dev := "0:" + strconv.FormatUint(uint64(id), 10)
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == dev {
+			return true
+		}
+	}
+	return false
+}
+
 // IsMounted reports whether dir is a mount point, by /proc/self/mountinfo,
 // without touching dir itself (which could hang on a stuck FUSE server).
 func IsMounted(dir string) bool { return isMounted(dir) }
