@@ -62,6 +62,29 @@
 //     out), the next spill makes a new one relative to the spill
 //     directory's descriptor, which the pool holds for its life.
 //
+// # Pinned backing files
+//
+// [File.PinBacking] hands out the backing file of a spilled file whose
+// bytes all live, in the clear and at their own offsets, in one backing
+// file of its own (a tier that implements backedTier: the plain disk tier;
+// never the sealed tier, nor one that shares a backing file between
+// files), for a reader outside the pool such as the kernel's FUSE
+// passthrough. While a file has a pin:
+//
+//   - its bytes stay in that backing file: nothing moves the file to
+//     another tier or backing file (whatever moves files checks
+//     File.pins under File.mu and leaves a pinned file alone);
+//   - every write, truncate, punch and allocate still goes to that same
+//     file, so a reader of it sees each change as soon as the call
+//     returns (one page cache);
+//   - the backing file's length is the file's size, kept so by every
+//     truncate, so that a reader sees neither past the end nor short of
+//     it. A truncate whose length the backing file system refuses (past
+//     its largest file) fails with that error and changes nothing.
+//
+// A pin costs no descriptor: the backing file is the File's own, and
+// stays open until the File is closed, pinned or not.
+//
 // # Encrypted spill files
 //
 // With [Config.Encrypt], NewPool draws a random AES-256 key from

@@ -32,6 +32,7 @@ type File struct {
 	allocated int64 // bytes in allocated pages, as the accounts know them
 	tier      tier  // *ramPages while in RAM; nil once closed
 	closed    bool
+	pins      int // PinBacking's pins not yet undone: the tier stays (backing.go)
 
 	lruElem *list.Element // guarded by pool.mu
 }
@@ -181,6 +182,9 @@ func (f *File) Truncate(size int64) error {
 		// Growing allocates nothing and frees nothing: the new bytes are a
 		// hole, and pages preallocated past the old end (fallocate with
 		// KEEP_SIZE) stay allocated, as on tmpfs.
+		if err := f.keepLengthLocked(size); err != nil {
+			return err
+		}
 		f.size = size
 		return nil
 	}
@@ -190,7 +194,7 @@ func (f *File) Truncate(size int64) error {
 		return err
 	}
 	f.size = size
-	return nil
+	return f.keepLengthLocked(size)
 }
 
 // PunchHole zeroes [off, off+length) without changing the size, freeing the

@@ -1,0 +1,93 @@
+package spill
+
+import (
+	"fmt"
+	"os"
+	"sync"
+)
+
+// backedTier is implemented by a tier that keeps all of a file's bytes,
+// in the clear, at their own offsets in one backing file of its own, so
+// that whoever reads that file at offset off reads the file's byte at off.
+// The plain disk tier does; the sealed tier must not (its backing file
+// holds ciphertext in slots), nor a tier that shares a backing file
+// between files.
+type backedTier interface {
+	tier
+	backingFile() *os.File
+}
+
+func (d *plainDisk) backingFile() *os.File { return d.f }
+
+var _ backedTier = (*plainDisk)(nil)
+
+// PinBacking returns the file's backing file, if its bytes all live in one
+// of its own (see backedTier), and pins the file there: until unpin is
+// called, its bytes stay in that backing file, whose length is kept equal
+// to the file's size (a read of it never sees past the end, nor stops
+// short of it). A caller may then hand the backing file to someone who
+// reads it directly, such as the kernel for FUSE passthrough; the file's
+// own writes, truncates and punches keep going to the same file, so such
+// a reader sees them at once.
+//
+// ok is false for a file in RAM, in a tier that is not backed, closed, or
+// whose backing file cannot be given the file's length (a file system's
+// largest file is smaller than MaxSize); the caller then serves reads
+// itself. unpin may be called more than once; the first call counts.
+// The returned file stays the File's: the caller must not close it, and
+// must not use it after unpin.
+func (f *File) PinBacking() (backing *os.File, unpin func(), ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, nil, false
+	}
+	b, isBacked := f.tier.(backedTier)
+	if !isBacked {
+		return nil, nil, false
+	}
+	if f.pins == 0 {
+		if err := matchLength(b.backingFile(), f.size); err != nil {
+			return nil, nil, false
+		}
+	}
+	f.pins++
+	var once sync.Once
+	return b.backingFile(), func() { once.Do(f.unpin) }, true
+}
+
+func (f *File) unpin() {
+	f.mu.Lock()
+	f.pins--
+	f.mu.Unlock()
+}
+
+// matchLength makes backing exactly size bytes long. A tier may leave its
+// backing file shorter than the size (a truncate that grows the file adds
+// only a hole, and nothing needs it on disk), which is cheap to mend; a
+// longer one holds pages preallocated past the end (fallocate with
+// KEEP_SIZE, copied in from RAM), which cutting would free behind the
+// accounts' back, so that file is not pinned.
+func matchLength(backing *os.File, size int64) error {
+	info, err := backing.Stat()
+	if err != nil {
+		return err
+	}
+	switch {
+	case info.Size() > size:
+		return fmt.Errorf("backing file is %d bytes, past the size %d", info.Size(), size)
+	case info.Size() < size:
+		return backing.Truncate(size)
+	}
+	return nil
+}
+
+// keepLengthLocked sets a pinned file's backing file to the new size
+// after a truncate, which the tiers leave short of it when the file
+// grows, or when it shrinks to a size past its last allocated page.
+func (f *File) keepLengthLocked(size int64) error {
+	if f.pins == 0 {
+		return nil
+	}
+	return f.tier.(backedTier).backingFile().Truncate(size)
+}
