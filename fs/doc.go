@@ -43,6 +43,15 @@
 //     cacheFiller stores bytes there (NOTIFY_STORE) only while the file has
 //     no writable handle, each piece read and stored under the file's fill
 //     lock, which opening a writable handle and a truncate also take.
+//   - A file's opens are all passthrough or none (passthrough.go), as the
+//     kernel demands: an open of a file with a passthrough episode joins
+//     it, and only the first open of a file may start one. A passthrough
+//     open reads the backing file's page cache, which the daemon's writes
+//     go through too; every write still comes to the daemon
+//     (FOPEN_DIRECT_IO on writable joiners), and the cacheFiller leaves
+//     such a file alone. While an episode lasts its spill.File is pinned
+//     and its backing file registered with the kernel; the last RELEASE of
+//     the episode undoes both.
 //
 // # Lock order
 //
@@ -56,6 +65,10 @@
 // the new node is made), and is held while
 // the charge is made: the quota's lock and the pool's, and, when the pool
 // evicts, other files' spill locks, which it takes with TryLock only.
+// An open pins its spill.File (spill.File.PinBacking) before it takes the
+// fill lock or attrs.mu, since a pin waits for the file's write in flight;
+// the backing file is registered with the kernel (an ioctl that waits for
+// nothing of ours) under attrs.mu.
 // The quota's lock is a leaf, taken under any of these (a chown takes it
 // under attrs.mu). attrs.mu is never held while another node's is taken, except a
 // directory's during the creation of its child (initAttrs reads the

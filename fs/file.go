@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"sync"
 	"syscall"
 
@@ -33,6 +34,9 @@ type fileNode struct {
 	// bound.
 	cached    bool
 	fillState fillState
+	// pt is the file's passthrough episode, while it has passthrough
+	// opens; then all its opens are (passthrough.go).
+	pt *episode
 
 	// fill is held while the cacheFiller stores a piece of the file in the
 	// kernel's cache, and by whatever could change the file's bytes while
@@ -67,6 +71,8 @@ type handle struct {
 	// writable: the open may change the file's bytes (write access, or
 	// O_TRUNC), so the cacheFiller must leave the file alone while it lasts.
 	writable bool
+	// passthrough: the open is part of the file's passthrough episode.
+	passthrough bool
 }
 
 // openFlags keeps the page cache across opens: every write goes through the
@@ -177,15 +183,29 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if freed {
 		return nil, 0, syscall.ENOENT
 	}
-	h, fopen := n.open(flags)
+	var req <-chan struct{}
+	if fc, ok := ctx.(*fuse.Context); ok {
+		req = fc.Cancel
+	}
+	h, fopen := n.openFor(flags, req)
 	return h, fopen, 0
 }
 
 // open counts a new handle, in the file and in its session, and returns it
 // with the FOPEN_* flags to answer an open(2) with flags with.
-func (n *fileNode) open(flags uint32) (*handle, uint32) {
+func (n *fileNode) open(flags uint32) (*handle, uint32) { return n.openFor(flags, nil) }
+
+// openFor is open for the OPEN request req (its cancel channel; nil if
+// there is none), which may be answered through passthrough.
+func (n *fileNode) openFor(flags uint32, req <-chan struct{}) (*handle, uint32) {
 	fopen := n.fsys.openFlagsFor(flags)
 	h := &handle{writable: flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0}
+	// Pinned before the locks: a pin waits for a write in flight.
+	var backing *os.File
+	var unpin func()
+	if req != nil && n.fsys.passthroughWanted(flags) && n.data.OnDisk() {
+		backing, unpin, _ = n.data.PinBacking()
+	}
 	if h.writable {
 		n.fill.Lock() // wait out a piece being stored
 	}
@@ -194,13 +214,33 @@ func (n *fileNode) open(flags uint32) (*handle, uint32) {
 	if h.writable {
 		n.fillState.writers++
 	}
-	if fopen&fuse.FOPEN_DIRECT_IO == 0 {
+	switch {
+	case req == nil:
+	case n.pt != nil:
+		h.passthrough = true
+	case backing != nil && n.opens == 1:
+		if id, ok := n.fsys.registerBackingFile(backing); ok {
+			n.pt = &episode{id: id, unpin: unpin}
+			h.passthrough, unpin = true, nil
+		}
+	}
+	if h.passthrough {
+		n.pt.opens++
+		n.fsys.pt.ids.Store(req, n.pt.id)
+		fopen = 0 // the kernel takes nothing but these with passthrough
+		if h.writable || flags&oDirect != 0 {
+			fopen = fuse.FOPEN_DIRECT_IO // reads and writes come to us
+		}
+	} else if fopen&fuse.FOPEN_DIRECT_IO == 0 {
 		n.cached = true
 	}
 	first := n.opens == 1
 	n.mu.Unlock()
 	if h.writable {
 		n.fill.Unlock()
+	}
+	if unpin != nil {
+		unpin() // not needed after all
 	}
 	if first {
 		n.fsys.cache.forget(n)
@@ -316,11 +356,23 @@ func (n *fileNode) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno
 	if h != nil && h.writable {
 		n.fillState.writers--
 	}
+	var ended *episode
+	if h != nil && h.passthrough {
+		if n.pt.opens--; n.pt.opens == 0 {
+			ended, n.pt = n.pt, nil
+		}
+	}
 	closed := n.opens == 0
 	last := closed && n.nlink == 0
 	cached := n.cached
 	n.mu.Unlock()
 	n.fill.Unlock()
+	if ended != nil {
+		// The kernel let go of its passthrough opens before it sent
+		// this RELEASE: the backing file is no longer its to read.
+		n.fsys.unregisterBackingFile(ended.id)
+		ended.unpin()
+	}
 	switch {
 	case last:
 		n.free()

@@ -97,7 +97,7 @@ func (c *cacheFiller) missed(n *fileNode, off int64) {
 	// pause is a rate, not a timestamp anyone sees.
 	now := time.Now()
 	n.mu.Lock()
-	ok := !n.fillState.queued && n.fillState.writers == 0 && !n.freed &&
+	ok := !n.fillState.queued && n.fillState.writers == 0 && !n.freed && n.pt == nil &&
 		(n.fillState.endedAt.IsZero() || now.Sub(n.fillState.endedAt) >= c.pause)
 	if ok {
 		n.fillState.queued, n.fillState.from = true, off
@@ -192,7 +192,9 @@ func (c *cacheFiller) storePiece(n *fileNode, buf []byte, off int64) (int64, boo
 	n.fill.Lock()
 	defer n.fill.Unlock()
 	n.mu.Lock()
-	ok := n.fillState.writers == 0 && n.opens > 0 && !n.freed
+	// A passthrough reader reads the backing file's pages: a store
+	// would only be a second copy nobody reads.
+	ok := n.fillState.writers == 0 && n.opens > 0 && !n.freed && n.pt == nil
 	n.mu.Unlock()
 	if !ok {
 		return 0, false

@@ -77,7 +77,9 @@ func TestFillAfterMiss(t *testing.T) {
 	for _, spilled := range []bool{false, true} {
 		t.Run(fmt.Sprintf("spilled=%v", spilled), func(t *testing.T) {
 			const size = 8 << 20
-			m := mountSessions(t, sessOpts{cache: 64 << 20, spillAll: spilled})
+			// Reads of a spilled file come to the daemon only without
+			// passthrough (passthrough.go).
+			m := mountSessions(t, sessOpts{cache: 64 << 20, spillAll: spilled, noPassthrough: true})
 			p := filepath.Join(m.dir, "f")
 			data := pattern(1, size)
 			writeDirect(t, p, data)
@@ -260,7 +262,7 @@ func firstDiff(a, b []byte) int {
 // random reader, and waits for the filler to be done with it.
 func missOnce(t *testing.T, spilled bool, window, size, at int64) (*fileNode, *os.File) {
 	t.Helper()
-	m := mountSessions(t, sessOpts{spillAll: spilled})
+	m := mountSessions(t, sessOpts{spillAll: spilled, noPassthrough: true})
 	m.f.filler.window = window
 	p := filepath.Join(m.dir, "f")
 	writeDirect(t, p, pattern(3, int(size)))

@@ -39,6 +39,10 @@ type Config struct {
 	// but a write past a quota succeeds at first and its ENOSPC or EDQUOT
 	// comes back from fsync(2) or close(2) instead.
 	WritebackCache bool
+	// NoPassthrough serves every read through the daemon, even of
+	// spilled files that the kernel could read from their backing files
+	// itself (passthrough.go).
+	NoPassthrough bool
 	// CacheBudget bounds the kernel page cache kept for RAM-tier files
 	// nobody has open (see cacheKeeper); 0 keeps none.
 	CacheBudget int64
@@ -69,6 +73,7 @@ type FS struct {
 	filler   *cacheFiller // nil with the writeback cache
 	caps     uint64       // extra FUSE capabilities to ask for
 	obs      Observer
+	pt       passthrough
 
 	parseLimits func(string, Limits) (Limits, error)
 	limitsMu    sync.Mutex // serialises changes of Limits
@@ -82,6 +87,8 @@ func New(cfg Config) (*FS, error) {
 	if cfg.WritebackCache {
 		f.caps |= fuse.CAP_WRITEBACK_CACHE
 	}
+	// The kernel allows passthrough or the writeback cache, not both.
+	f.pt.off.Store(cfg.NoPassthrough || cfg.WritebackCache)
 	if f.log == nil {
 		f.log = discardLogger()
 	}

@@ -38,6 +38,10 @@ type sessOpts struct {
 	deadline  time.Duration
 	cache     int64 // page cache budget of closed files (Config.CacheBudget)
 	observer  Observer
+	// noPassthrough: reads of spilled files come to the daemon.
+	noPassthrough bool
+	// disabledCaps are FUSE capabilities not to ask the kernel for.
+	disabledCaps uint64
 }
 
 // sessMount is an in-process mount with a fake clock.
@@ -90,11 +94,14 @@ func mountSessions(t testing.TB, o sessOpts) *sessMount {
 		}
 		m.root = quota.NewRoot(quota.Limits{Bytes: o.size})
 		logger := slog.New(slog.NewJSONHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		m.f, err = New(Config{Pool: m.pool, Quota: m.root, RootMode: 0o1777, Sessions: o.policy, Logger: logger, Now: m.clock.Now, CacheBudget: o.cache, Observer: o.observer})
+		m.f, err = New(Config{Pool: m.pool, Quota: m.root, RootMode: 0o1777, Sessions: o.policy, Logger: logger, Now: m.clock.Now, CacheBudget: o.cache, Observer: o.observer,
+			NoPassthrough: o.noPassthrough})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return fusetest.FS{Root: m.f.Root(), Options: m.f.Options(), Raw: m.f.RawFS, Close: m.f.Close}
+		opts := m.f.Options()
+		opts.DisabledCapabilities = o.disabledCaps
+		return fusetest.FS{Root: m.f.Root(), Options: opts, Raw: m.f.RawFS, Close: m.f.Close}
 	})
 	m.dir = m.mnt.Dir
 	return m

@@ -14,13 +14,30 @@ import (
 // gofs.Mount instead, the kernel applies the umask even then.
 func (f *FS) RawFS(opts *gofs.Options) fuse.RawFileSystem {
 	opts.ExtraCapabilities |= dontMask
-	return &umasker{gofs.NewNodeFS(f.root, opts)}
+	return &umasker{RawFileSystem: gofs.NewNodeFS(f.root, opts), fsys: f}
 }
 
 // umasker applies the umask to the mode of a node being made, unless its
 // directory has a default ACL, before the node code sees it.
+// It also learns the server, and puts the backing id of a passthrough
+// open in its reply (passthrough.go).
 type umasker struct {
 	fuse.RawFileSystem
+	fsys *FS
+}
+
+func (u *umasker) Init(s *fuse.Server) {
+	u.fsys.pt.server.Store(s)
+	u.RawFileSystem.Init(s)
+}
+
+func (u *umasker) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	st := u.RawFileSystem.Open(cancel, in, out)
+	if id, ok := u.fsys.pt.ids.LoadAndDelete(cancel); ok && st == fuse.OK {
+		out.BackingID = id.(int32)
+		out.OpenFlags |= fuse.FOPEN_PASSTHROUGH
+	}
+	return st
 }
 
 func (u *umasker) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {

@@ -32,6 +32,7 @@ type mountOpts struct {
 	spillDir  string // default: a fresh t.TempDir()
 	deadline  time.Duration
 	observer  spoolfs.Observer // nil: none
+	writeback bool             // the kernel's writeback cache
 }
 
 // inRAM and spilled are the two tiers every POSIX test runs against.
@@ -66,7 +67,8 @@ func newMount(t *testing.T, o mountOpts) *testMount {
 			t.Fatal(err)
 		}
 		m.Quota = quota.NewRoot(quota.Limits{Bytes: o.size, Inodes: o.inodes})
-		m.FS, err = spoolfs.New(spoolfs.Config{Pool: pool, Quota: m.Quota, RootMode: o.mode, Observer: o.observer})
+		m.FS, err = spoolfs.New(spoolfs.Config{Pool: pool, Quota: m.Quota, RootMode: o.mode, Observer: o.observer,
+			WritebackCache: o.writeback})
 		if err != nil {
 			t.Fatal(err)
 		}
