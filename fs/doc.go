@@ -43,9 +43,10 @@
 //     cacheFiller stores bytes there (NOTIFY_STORE) only while the file has
 //     no writable handle, each piece read and stored under the file's fill
 //     lock, which opening a writable handle and a truncate also take.
-//   - A file's opens are all passthrough or none (passthrough.go), as the
-//     kernel demands: an open of a file with a passthrough episode joins
-//     it, and only the first open of a file may start one. A passthrough
+//   - A file with a passthrough open has no open in the kernel's cached
+//     mode, and every new open of it is a passthrough one, as the kernel
+//     demands (passthrough.go): an open of a file with a passthrough
+//     episode joins it, and one starts only where no cached open is. A passthrough
 //     open reads the backing file's page cache, which the daemon's writes
 //     go through too; every write still comes to the daemon
 //     (FOPEN_DIRECT_IO on writable joiners), and the cacheFiller leaves

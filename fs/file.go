@@ -34,6 +34,10 @@ type fileNode struct {
 	// bound.
 	cached    bool
 	fillState fillState
+	// cachedOpens counts the open handles in the kernel's cached mode
+	// (neither direct nor passthrough), which keep a passthrough episode
+	// from starting.
+	cachedOpens int
 	// pt is the file's passthrough episode, while it has passthrough
 	// opens; then all its opens are (passthrough.go).
 	pt *episode
@@ -73,6 +77,8 @@ type handle struct {
 	writable bool
 	// passthrough: the open is part of the file's passthrough episode.
 	passthrough bool
+	// cached: the open reads and writes through the kernel's page cache.
+	cached bool
 }
 
 // openFlags keeps the page cache across opens: every write goes through the
@@ -218,7 +224,10 @@ func (n *fileNode) openFor(flags uint32, req <-chan struct{}) (*handle, uint32) 
 	case req == nil:
 	case n.pt != nil:
 		h.passthrough = true
-	case backing != nil && n.opens == 1:
+	case backing != nil && n.cachedOpens == 0:
+		// Direct (write-only) opens may stay: the kernel minds only
+		// cached ones. A writer's RELEASE often comes after the open
+		// of whoever reads what it wrote.
 		if id, ok := n.fsys.registerBackingFile(backing); ok {
 			n.pt = &episode{id: id, unpin: unpin}
 			h.passthrough, unpin = true, nil
@@ -232,7 +241,8 @@ func (n *fileNode) openFor(flags uint32, req <-chan struct{}) (*handle, uint32) 
 			fopen = fuse.FOPEN_DIRECT_IO // reads and writes come to us
 		}
 	} else if fopen&fuse.FOPEN_DIRECT_IO == 0 {
-		n.cached = true
+		n.cached, h.cached = true, true
+		n.cachedOpens++
 	}
 	first := n.opens == 1
 	n.mu.Unlock()
@@ -355,6 +365,9 @@ func (n *fileNode) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno
 	n.opens--
 	if h != nil && h.writable {
 		n.fillState.writers--
+	}
+	if h != nil && h.cached {
+		n.cachedOpens--
 	}
 	var ended *episode
 	if h != nil && h.passthrough {

@@ -21,18 +21,19 @@ import (
 // far: a passthrough open is refused (EIO to the opener) while the inode
 // has an open in cached mode, and while it has a passthrough open every
 // new open must be FOPEN_PASSTHROUGH with the same backing file, or it too
-// fails with EIO. So a file's opens are either all passthrough or none:
+// fails with EIO. So:
 //
-//   - the first open of a file, if read-only (and not O_DIRECT), starts a
-//     passthrough episode: the file is pinned and its backing file
-//     registered with the kernel;
+//   - a read-only open (not O_DIRECT) of a file with no open in cached
+//     mode starts a passthrough episode: the file is pinned and its
+//     backing file registered with the kernel. Direct (write-only) opens
+//     do not stand in the way, and they go on writing through the daemon;
 //   - while an episode lasts, every open joins it. A writable or O_DIRECT
 //     one gets FOPEN_DIRECT_IO as well, which the kernel lets override
 //     passthrough for read and write: every write still comes to the
 //     daemon (quotas, timestamps), and a mapping made through the open
 //     maps the backing file, the page cache that readers share;
-//   - an open made while the file has other, non-passthrough opens is
-//     served as before, and so is every open of a RAM-tier or sealed file;
+//   - an open made while the file has cached opens is served as before,
+//     and so is every open of a RAM-tier or sealed file;
 //   - the last close of the episode unregisters the backing file and
 //     unpins the file.
 //

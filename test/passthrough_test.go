@@ -1,0 +1,336 @@
+package test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cachedPages is how many pages of f's own page cache (the FUSE file's,
+// not its backing file's) are in memory.
+func cachedPages(t testing.TB, f *os.File) uint64 {
+	t.Helper()
+	var st unix.Cachestat_t
+	if err := unix.Cachestat(uint(f.Fd()), &unix.CachestatRange{}, &st, 0); err != nil {
+		t.Fatalf("cachestat %s: %v", f.Name(), err)
+	}
+	return st.Cache
+}
+
+// writeDirect writes data to p through a write-only open, whose writes
+// skip the FUSE file's page cache: afterwards it holds none of p.
+func writeDirect(t testing.TB, p string, data []byte) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func openRead(t testing.TB, p string) *os.File {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func readAll(t testing.TB, f *os.File, size int) []byte {
+	t.Helper()
+	got := make([]byte, size+1)
+	n, err := f.ReadAt(got, 0)
+	if n != size {
+		t.Fatalf("read %d bytes of %s, want %d: %v", n, f.Name(), size, err)
+	}
+	return got[:n]
+}
+
+// A spilled file read once costs one copy in the page cache, its backing
+// file's: the reads go straight there, and the FUSE file caches nothing.
+func TestPassthroughReadCachesOneCopy(t *testing.T) {
+	requireFUSE(t)
+	m := newMount(t, spilled)
+	p := m.path("big")
+	data := randBytes(1, 16<<20)
+	writeDirect(t, p, data)
+	f := openRead(t, p)
+	if got := readAll(t, f, len(data)); !bytes.Equal(got, data) {
+		t.Fatalf("read back differs at %d", firstDiff(got, data))
+	}
+	if pages := cachedPages(t, f); pages != 0 {
+		t.Errorf("the FUSE file caches %d pages after one read, want 0: a second copy of the backing file's", pages)
+	}
+}
+
+// openWith opens p with flag: while p is open through passthrough, the
+// kernel lets an open in only if it joins (any other answer is EIO).
+func openWith(t testing.TB, p string, flag int) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(p, flag, 0)
+	if err != nil {
+		t.Fatalf("open %s with %#x: %v", p, flag, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func readAt(t testing.TB, f *os.File, off int64, n int) []byte {
+	t.Helper()
+	got := make([]byte, n)
+	read, err := f.ReadAt(got, off)
+	if read != n {
+		t.Fatalf("read %d bytes at %d: got %d, %v", n, off, read, err)
+	}
+	return got
+}
+
+// A passthrough reader reads back what other descriptors write, truncate
+// and punch through the daemon, and the size they leave: there is one page
+// cache, the backing file's, and the daemon keeps it the file's length.
+// The other opens never fail, though the kernel allows only passthrough
+// opens next to a passthrough one.
+func TestPassthroughReaderSeesWrites(t *testing.T) {
+	requireFUSE(t)
+	m := newMount(t, spilled)
+	p := m.path("f")
+	const size = 1 << 20
+	data := randBytes(2, size)
+	writeDirect(t, p, data)
+	r := openRead(t, p)
+	readAll(t, r, size)
+
+	w := openWith(t, p, os.O_RDWR)
+	wo := openWith(t, p, os.O_WRONLY|os.O_APPEND)
+	if _, err := w.WriteAt([]byte("hello"), 100); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAt(t, r, 100, 5); string(got) != "hello" {
+		t.Errorf("reader sees %q after pwrite of hello", got)
+	}
+	if got := readAt(t, w, 100, 5); string(got) != "hello" {
+		t.Errorf("writer reads %q back", got)
+	}
+	// Past the end, with a hole in between: the reader sees the new size
+	// and reads across the old end.
+	if _, err := w.WriteAt([]byte("tail"), size+8192); err != nil {
+		t.Fatal(err)
+	}
+	if st := fstat(t, r); st.Size != size+8196 {
+		t.Errorf("reader's fstat: size %d, want %d", st.Size, size+8196)
+	}
+	if got := readAt(t, r, size-4, 8200); !bytes.Equal(got[:4], data[size-4:]) || !allZero(got[4:8196]) || string(got[8196:]) != "tail" {
+		t.Errorf("reader across the old end reads %q...%q", got[:4], got[8196:])
+	}
+	if _, err := wo.Write([]byte("app")); err != nil { // O_APPEND, through the daemon
+		t.Fatal(err)
+	}
+	if got := readAt(t, r, size+8196, 3); string(got) != "app" {
+		t.Errorf("reader sees %q after an append", got)
+	}
+	// Truncates both ways, and a punch.
+	if err := w.Truncate(size / 2); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.ReadAt(make([]byte, 10), size/2); n != 0 {
+		t.Errorf("reader read %d bytes past a truncate", n)
+	}
+	if err := w.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAt(t, r, size/2, size/2); !allZero(got) {
+		t.Error("a truncate that grows the file reads back non-zero")
+	}
+	if err := unix.Fallocate(int(w.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, 8192); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAt(t, r, 0, 8192); !allZero(got) {
+		t.Error("reader sees data in a punched hole")
+	}
+	if got := readAt(t, r, 8192, 4096); !bytes.Equal(got, data[8192:12288]) {
+		t.Error("reader sees the wrong bytes next to a punched hole")
+	}
+	// More readers, O_DIRECT among them, join.
+	r2 := openRead(t, p)
+	if got := readAt(t, r2, 8192, 4096); !bytes.Equal(got, data[8192:12288]) {
+		t.Error("a second reader reads the wrong bytes")
+	}
+	if got := directRead(t, p, 8192, 4096); !bytes.Equal(got, data[8192:12288]) {
+		t.Error("an O_DIRECT reader reads the wrong bytes")
+	}
+	if pages := cachedPages(t, r); pages != 0 {
+		t.Errorf("the FUSE file caches %d pages: its reads did not pass through", pages)
+	}
+	for _, f := range []*os.File{r, r2, w, wo} {
+		f.Close()
+	}
+	// What the writers wrote is counted, as without passthrough.
+	st := lstat(t, p)
+	if want := int64(size/2 - 8192); st.Blocks*512 != want { // the rest is holes
+		t.Errorf("st_blocks*512 = %d, want %d", st.Blocks*512, want)
+	}
+	checkUsageMatchesTree(t, m)
+}
+
+// A mapping through a read-write open that joins a passthrough reader
+// maps the backing file: the reader sees stores to it, the mapping sees
+// writes through the daemon.
+func TestPassthroughSharedMapping(t *testing.T) {
+	requireFUSE(t)
+	m := newMount(t, spilled)
+	p := m.path("f")
+	data := randBytes(3, 64<<10)
+	writeDirect(t, p, data)
+	r := openRead(t, p)
+	readAll(t, r, len(data))
+	mm := mapShared(t, p, len(data))
+	mm.write(4096, []byte("mapped"))
+	if got := readAt(t, r, 4096, 6); string(got) != "mapped" {
+		t.Errorf("reader sees %q after a store to the mapping", got)
+	}
+	copy(data[4096:], "mapped")
+	w := openWith(t, p, os.O_WRONLY)
+	if _, err := w.WriteAt([]byte("written"), 100); err != nil {
+		t.Fatal(err)
+	}
+	copy(data[100:], "written")
+	if !mm.equal(data) {
+		t.Error("the mapping does not hold what was written through the daemon")
+	}
+	mm.do("unmap")
+	w.Close()
+	r.Close()
+	checkContent(t, p, data)
+}
+
+// Opens that start in cached mode keep the file out of passthrough until
+// they close; nothing fails either way round.
+func TestPassthroughAfterCachedOpen(t *testing.T) {
+	requireFUSE(t)
+	m := newMount(t, spilled)
+	p := m.path("f")
+	data := randBytes(4, 256<<10)
+	writeDirect(t, p, data)
+	rw := openWith(t, p, os.O_RDWR)
+	r := openRead(t, p)
+	if got := readAll(t, r, len(data)); !bytes.Equal(got, data) {
+		t.Fatal("read back differs")
+	}
+	if pages := cachedPages(t, r); pages == 0 {
+		t.Error("a read-only open next to a cached one passed through")
+	}
+	rw.Close()
+	r.Close()
+	r = openRead(t, p)
+	if got := readAll(t, r, len(data)); !bytes.Equal(got, data) {
+		t.Fatal("read back differs")
+	}
+	mm := mapShared(t, p, len(data))
+	if !mm.equal(data) {
+		t.Error("mapping joined to a passthrough open differs")
+	}
+}
+
+// A passthrough open outlives its file's name, as any open does: it reads
+// on, and the bytes go at its close.
+func TestPassthroughOutlivesName(t *testing.T) {
+	requireFUSE(t)
+	m := newMount(t, spilled)
+	data := randBytes(5, 1<<20)
+	p := m.path("f")
+	writeDirect(t, p, data)
+	r := openRead(t, p)
+	readAll(t, r, len(data))
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, r, len(data)); !bytes.Equal(got, data) {
+		t.Error("read after unlink differs")
+	}
+	r.Close()
+	waitUsage(t, m, baseline)
+}
+
+// A session's end leaves a passthrough open reading on, as any open: its
+// bytes go at its close.
+func TestPassthroughOutlivesSession(t *testing.T) {
+	m := mountBinary(t, "--spill-threshold", "0")
+	d := sessNew(t, m.Dir)
+	data := randBytes(5, 1<<20)
+	p := filepath.Join(d, "f")
+	writeDirect(t, p, data)
+	r := openRead(t, p)
+	readAll(t, r, len(data))
+	if pages := cachedPages(t, r); pages != 0 {
+		t.Errorf("the FUSE file caches %d pages: the daemon's reads did not pass through", pages)
+	}
+	sessCLI(t, "session", "rm", d)
+	if got := readAll(t, r, len(data)); !bytes.Equal(got, data) {
+		t.Error("read after the session's end differs")
+	}
+	r.Close()
+	eventually(t, "the space back", func() bool { return sessStatus(t, m.Dir).Mount.Used == 0 })
+}
+
+// With the writeback cache the kernel has no passthrough: reads of spilled
+// files come to the daemon, as before, and are right.
+func TestPassthroughOffWithWritebackCache(t *testing.T) {
+	requireFUSE(t)
+	m := newMount(t, withOpts(spilled, func(o *mountOpts) { o.writeback = true }))
+	p := m.path("f")
+	data := randBytes(6, 1<<20)
+	writeFile(t, p, data)
+	f := openRead(t, p)
+	dropCache(t, f)
+	if got := readAll(t, f, len(data)); !bytes.Equal(got, data) {
+		t.Fatal("read back differs")
+	}
+	if pages := cachedPages(t, f); pages == 0 {
+		t.Error("the FUSE file caches nothing: its reads passed through, with the writeback cache on")
+	}
+}
+
+// The daemon ends cleanly, leaving nothing in the spill directory, while a
+// spilled file is open through passthrough.
+func TestPassthroughOpenAtShutdown(t *testing.T) {
+	requireFUSE(t)
+	dir, spillDir := t.TempDir(), t.TempDir()
+	d := startDaemon(t, dir, os.Stderr, "mount", "-f", "--spill-threshold", "0", "--spill-dir", spillDir, dir)
+	p := filepath.Join(dir, "f")
+	data := randBytes(7, 1<<20)
+	writeDirect(t, p, data)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := readAll(t, f, len(data)); !bytes.Equal(got, data) {
+		t.Fatal("read back differs")
+	}
+	if pages := cachedPages(t, f); pages != 0 {
+		t.Errorf("the FUSE file caches %d pages: the daemon's reads did not pass through", pages)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			t.Fatalf("daemon exited with %v, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not exit")
+	}
+	f.Close()
+	checkNothingLeft(t, dir, spillDir)
+}
