@@ -334,3 +334,34 @@ func TestPassthroughOpenAtShutdown(t *testing.T) {
 	f.Close()
 	checkNothingLeft(t, dir, spillDir)
 }
+
+// A write-only open, direct, does not keep a reader from passing through
+// (the kernel minds only cached opens), and goes on writing through the
+// daemon: the reader sees its writes. cp then cat, whose RELEASE of the
+// written file often comes after cat's open, is this case.
+func TestPassthroughNextToWriteOnlyOpen(t *testing.T) {
+	requireFUSE(t)
+	m := newMount(t, spilled)
+	p := m.path("f")
+	data := randBytes(8, 1<<20)
+	w := openWith(t, p, os.O_WRONLY|os.O_CREATE)
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	r := openRead(t, p)
+	if got := readAll(t, r, len(data)); !bytes.Equal(got, data) {
+		t.Fatal("read back differs")
+	}
+	if pages := cachedPages(t, r); pages != 0 {
+		t.Errorf("the FUSE file caches %d pages: the reads next to a write-only open did not pass through", pages)
+	}
+	if _, err := w.Write([]byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAt(t, r, int64(len(data)), 4); string(got) != "more" {
+		t.Errorf("reader sees %q after the writer's next write", got)
+	}
+	w.Close()
+	r.Close()
+	checkUsageMatchesTree(t, m)
+}
