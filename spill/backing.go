@@ -25,15 +25,20 @@ var _ backedTier = (*plainDisk)(nil)
 // of its own (see backedTier), and pins the file there: until unpin is
 // called, its bytes stay in that backing file, whose length is kept equal
 // to the file's size (a read of it never sees past the end, nor stops
-// short of it). A caller may then hand the backing file to someone who
-// reads it directly, such as the kernel for FUSE passthrough; the file's
-// own writes, truncates and punches keep going to the same file, so such
-// a reader sees them at once.
+// short of it), and the file stays dense: no hole below its size. A
+// caller may then hand the backing file to someone who reads it directly,
+// such as the kernel for FUSE passthrough; the file's own writes,
+// truncates and punches keep going to the same file, so such a reader
+// sees them at once. Being dense, the file gives whoever may write the
+// backing file directly (a shared mapping of it) no page to allocate that
+// the accounts have not paid for: a write past the end or a truncate that
+// grows the file allocates the pages between, charged as any write's; a
+// punch below the size writes zeros and frees nothing.
 //
-// ok is false for a file in RAM, in a tier that is not backed, closed, or
-// whose backing file cannot be given the file's length (a file system's
-// largest file is smaller than MaxSize); the caller then serves reads
-// itself. unpin may be called more than once; the first call counts.
+// ok is false for a file in RAM, in a tier that is not backed, closed,
+// with a hole below its size, or whose backing file cannot be given the
+// file's length (a file system's largest file is smaller than MaxSize);
+// the caller then serves reads itself. unpin may be called more than once; the first call counts.
 // The returned file stays the File's: the caller must not close it, and
 // must not use it after unpin.
 func (f *File) PinBacking() (backing *os.File, unpin func(), ok bool) {
@@ -47,6 +52,9 @@ func (f *File) PinBacking() (backing *os.File, unpin func(), ok bool) {
 		return nil, nil, false
 	}
 	if f.pins == 0 {
+		if f.size > 0 && f.tier.missing(0, f.size) > 0 {
+			return nil, nil, false
+		}
 		if err := matchLength(b.backingFile(), f.size); err != nil {
 			return nil, nil, false
 		}
@@ -90,4 +98,33 @@ func (f *File) keepLengthLocked(size int64) error {
 		return nil
 	}
 	return f.tier.(backedTier).backingFile().Truncate(size)
+}
+
+// fillGapLocked allocates [from, to) of a pinned file, charged, before a
+// call that would leave it a hole below the size.
+func (f *File) fillGapLocked(from, to int64) error {
+	if f.pins == 0 || to <= from {
+		return nil
+	}
+	charged, err := f.reserveLocked(from, to)
+	if err != nil {
+		return err
+	}
+	err = f.tier.allocate(from, to, true)
+	f.settleLocked(charged)
+	return err
+}
+
+// zeroLocked writes zeros over [off, end) of a pinned file, whose pages
+// there are all allocated: a punch that keeps the file dense.
+func (f *File) zeroLocked(off, end int64) error {
+	zeros := make([]byte, min(end-off, 1<<20))
+	for off < end {
+		n, err := f.tier.writeAt(zeros[:min(end-off, int64(len(zeros)))], off)
+		if err != nil {
+			return err
+		}
+		off += int64(n)
+	}
+	return nil
 }

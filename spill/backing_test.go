@@ -53,13 +53,10 @@ func TestPinBackingOnlyPlainSpilledFiles(t *testing.T) {
 }
 
 // While pinned, the backing file is as long as the file: a reader of it
-// sees every size change at once, the holes included.
+// sees every size change at once.
 func TestPinnedBackingFollowsTheSize(t *testing.T) {
 	f := newTestPool(t, 0, 1<<20).NewFile(nopAcct{})
 	mustWrite(t, f, bytes.Repeat([]byte{7}, 3*PageSize), 0)
-	if err := f.Truncate(10 * PageSize); err != nil { // a hole the disk need not know of
-		t.Fatal(err)
-	}
 	_, unpin, ok := f.PinBacking()
 	if !ok {
 		t.Fatal("not pinned")
@@ -72,6 +69,76 @@ func TestPinnedBackingFollowsTheSize(t *testing.T) {
 		if got := backingLength(t, f); got != size {
 			t.Errorf("after Truncate(%d) the backing file is %d bytes", size, got)
 		}
+	}
+}
+
+// A file with a hole below its size is not pinned; a pinned one stays
+// dense, every page below the size charged: a shared mapping of its
+// backing file has nothing to allocate behind the accounts' back.
+func TestPinnedFileStaysDense(t *testing.T) {
+	p := newTestPool(t, 0, 1<<20)
+	sparse := p.NewFile(nopAcct{})
+	mustWrite(t, sparse, []byte("x"), 5*PageSize)
+	if _, _, ok := sparse.PinBacking(); ok {
+		t.Error("a file with holes was pinned")
+	}
+
+	acct := newAcct()
+	f := p.NewFile(acct)
+	mustWrite(t, f, bytes.Repeat([]byte{1}, 2*PageSize), 0)
+	_, unpin, ok := f.PinBacking()
+	if !ok {
+		t.Fatal("a dense file was not pinned")
+	}
+	dense := func(what string) {
+		t.Helper()
+		if size := f.Size(); size > 0 && f.tier.missing(0, size) != 0 {
+			t.Errorf("after %s: holes below the size %d", what, size)
+		}
+		if got, want := acct.balance, f.Allocated(); got != want {
+			t.Errorf("after %s: %d bytes charged, %d allocated", what, got, want)
+		}
+	}
+	mustWrite(t, f, []byte("far"), 10*PageSize) // past the end
+	dense("a write past the end")
+	if err := f.Truncate(20 * PageSize); err != nil {
+		t.Fatal(err)
+	}
+	dense("a truncate that grows")
+	if err := f.Allocate(30*PageSize, PageSize, false); err != nil {
+		t.Fatal(err)
+	}
+	dense("an allocate past the end")
+	if err := f.PunchHole(PageSize/2, 4*PageSize); err != nil {
+		t.Fatal(err)
+	}
+	dense("a punch")
+	got := make([]byte, 5*PageSize)
+	if _, err := f.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[:PageSize/2], bytes.Repeat([]byte{1}, PageSize/2)) || !bytes.Equal(got[PageSize/2:], make([]byte, len(got)-PageSize/2)) {
+		t.Error("a punch of a pinned file does not read back as zeros")
+	}
+	// Growing past what the accounts allow fails, and changes nothing.
+	acct.limit = acct.balance
+	size := f.Size()
+	if err := f.Truncate(size + 10*PageSize); err == nil {
+		t.Error("a truncate that grows past the limit succeeded")
+	}
+	if n, err := f.WriteAt([]byte("y"), size+10*PageSize); err == nil || n != 0 {
+		t.Errorf("a write past the end and the limit: %d, %v", n, err)
+	}
+	if f.Size() != size {
+		t.Errorf("refused calls changed the size from %d to %d", size, f.Size())
+	}
+	dense("refused calls")
+	unpin()
+	if err := f.PunchHole(0, PageSize); err != nil {
+		t.Fatal(err)
+	}
+	if f.tier.missing(0, PageSize) != 1 {
+		t.Error("unpinned, a punch frees the page again: want a hole")
 	}
 }
 

@@ -80,7 +80,15 @@
 //   - the backing file's length is the file's size, kept so by every
 //     truncate, so that a reader sees neither past the end nor short of
 //     it. A truncate whose length the backing file system refuses (past
-//     its largest file) fails with that error and changes nothing.
+//     its largest file) fails with that error and changes nothing;
+//   - the file is dense: only a file with no hole below its size is
+//     pinned, and while pinned a write past the end, a truncate or an
+//     allocate that grows the file allocates the pages in between,
+//     charged like a write's (and refused like one: nothing changes), and
+//     a punch below the size writes zeros and frees nothing. So whoever
+//     writes the backing file directly (through a shared mapping of it)
+//     finds every page below the size allocated and paid for, and cannot
+//     allocate a page the accounts do not know of.
 //
 // A pin costs no descriptor: the backing file is the File's own, and
 // stays open until the File is closed, pinned or not.

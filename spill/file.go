@@ -144,6 +144,9 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if f.closed {
 		return 0, ErrClosed
 	}
+	if err := f.fillGapLocked(f.size, off); err != nil {
+		return 0, err
+	}
 	end := off + int64(len(p))
 	charged, err := f.reserveLocked(off, end)
 	if err != nil {
@@ -181,7 +184,11 @@ func (f *File) Truncate(size int64) error {
 	if size >= f.size {
 		// Growing allocates nothing and frees nothing: the new bytes are a
 		// hole, and pages preallocated past the old end (fallocate with
-		// KEEP_SIZE) stay allocated, as on tmpfs.
+		// KEEP_SIZE) stay allocated, as on tmpfs. A pinned file stays
+		// dense (backing.go).
+		if err := f.fillGapLocked(f.size, size); err != nil {
+			return err
+		}
 		if err := f.keepLengthLocked(size); err != nil {
 			return err
 		}
@@ -214,6 +221,14 @@ func (f *File) PunchHole(off, length int64) error {
 	// tier, and the disk need not hear of it: ext4 refuses a range that
 	// ends past 16 TiB.
 	end := min(off+length, f.tier.extent())
+	if f.pins > 0 && off < f.size {
+		// A pinned file stays dense (backing.go): zeros below the size.
+		zeroEnd := min(end, f.size)
+		if err := f.zeroLocked(off, zeroEnd); err != nil {
+			return err
+		}
+		off = zeroEnd
+	}
 	if off >= end {
 		return nil
 	}
@@ -237,6 +252,11 @@ func (f *File) Allocate(off, length int64, keepSize bool) error {
 		return ErrClosed
 	}
 	end := off + length
+	if !keepSize {
+		if err := f.fillGapLocked(f.size, off); err != nil {
+			return err
+		}
+	}
 	charged, err := f.reserveLocked(off, end)
 	if err != nil {
 		return err
