@@ -51,8 +51,11 @@
 //     go through too; every write still comes to the daemon
 //     (FOPEN_DIRECT_IO on writable joiners), and the cacheFiller leaves
 //     such a file alone. While an episode lasts its spill.File is pinned
-//     and its backing file registered with the kernel; the last RELEASE of
-//     the episode undoes both.
+//     (and so dense) and its backing file registered with the kernel; the
+//     last RELEASE of the episode undoes both, but for a file that a
+//     read-write open joined: its mappings of the backing file may outlive
+//     every open, so it stays pinned, and every open of it passes through,
+//     until it is freed.
 //
 // # Lock order
 //

@@ -41,6 +41,12 @@ type fileNode struct {
 	// pt is the file's passthrough episode, while it has passthrough
 	// opens; then all its opens are (passthrough.go).
 	pt *episode
+	// ptForever: a read-write open joined an episode, so a shared
+	// mapping of the backing file may outlive it; every open of the file
+	// is a passthrough one from then on, and stickyUnpin keeps the file
+	// pinned until it is freed.
+	ptForever   bool
+	stickyUnpin func()
 
 	// fill is held while the cacheFiller stores a piece of the file in the
 	// kernel's cache, and by whatever could change the file's bytes while
@@ -209,7 +215,10 @@ func (n *fileNode) openFor(flags uint32, req <-chan struct{}) (*handle, uint32) 
 	// Pinned before the locks: a pin waits for a write in flight.
 	var backing *os.File
 	var unpin func()
-	if req != nil && n.fsys.passthroughWanted(flags) && n.data.OnDisk() {
+	n.mu.Lock()
+	forever := n.ptForever
+	n.mu.Unlock()
+	if req != nil && (forever || n.fsys.passthroughWanted(flags)) && n.data.OnDisk() {
 		backing, unpin, _ = n.data.PinBacking()
 	}
 	if h.writable {
@@ -239,6 +248,9 @@ func (n *fileNode) openFor(flags uint32, req <-chan struct{}) (*handle, uint32) 
 		fopen = 0 // the kernel takes nothing but these with passthrough
 		if h.writable || flags&oDirect != 0 {
 			fopen = fuse.FOPEN_DIRECT_IO // reads and writes come to us
+		}
+		if flags&syscall.O_ACCMODE == syscall.O_RDWR {
+			n.ptForever = true // it may map the backing file, writable
 		}
 	} else if fopen&fuse.FOPEN_DIRECT_IO == 0 {
 		n.cached, h.cached = true, true
@@ -384,7 +396,7 @@ func (n *fileNode) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno
 		// The kernel let go of its passthrough opens before it sent
 		// this RELEASE: the backing file is no longer its to read.
 		n.fsys.unregisterBackingFile(ended.id)
-		ended.unpin()
+		n.endEpisode(ended)
 	}
 	switch {
 	case last:
@@ -393,6 +405,20 @@ func (n *fileNode) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno
 		n.fsys.cache.closed(n, n.data.Size())
 	}
 	return 0
+}
+
+// endEpisode unpins the file after its passthrough episode, unless a
+// mapping may outlive it: then the file stays pinned until it is freed.
+func (n *fileNode) endEpisode(e *episode) {
+	n.mu.Lock()
+	keep := n.ptForever && n.stickyUnpin == nil && !n.freed
+	if keep {
+		n.stickyUnpin = e.unpin
+	}
+	n.mu.Unlock()
+	if !keep {
+		e.unpin()
+	}
 }
 
 func (n *fileNode) dropLink() { n.dropLinks(false) }
@@ -422,9 +448,14 @@ func (n *fileNode) free() {
 	n.mu.Lock()
 	already := n.freed
 	n.freed = true
+	unpin := n.stickyUnpin
+	n.stickyUnpin = nil
 	n.mu.Unlock()
 	if already {
 		return
+	}
+	if unpin != nil {
+		unpin()
 	}
 	n.fsys.cache.forget(n)
 	if err := n.data.Close(); err != nil {

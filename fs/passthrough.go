@@ -35,7 +35,15 @@ import (
 //   - an open made while the file has cached opens is served as before,
 //     and so is every open of a RAM-tier or sealed file;
 //   - the last close of the episode unregisters the backing file and
-//     unpins the file.
+//     unpins the file;
+//   - but a mapping made through a read-write open maps the backing file
+//     and may outlive the episode (the kernel sends RELEASE once the
+//     descriptor is closed, mapping or not), writing it still. So once a
+//     read-write open has joined, every later open of the file is a
+//     passthrough one too (a cached open would keep a stale copy of what
+//     the mapping writes), and the file stays pinned until it is freed.
+//     A pinned file is dense (spill.File.PinBacking), so the mapping has
+//     no page to allocate that the quotas have not charged.
 //
 // A backing id costs a kernel reference to a file the daemon already has
 // open, and no descriptor. The kernel refuses passthrough mount-wide with
