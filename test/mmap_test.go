@@ -58,6 +58,7 @@ func init() {
 //	sum OFF LEN       SHA-256 of the mapping's bytes [OFF, OFF+LEN)
 //	sync              msync(MS_SYNC) the mapping
 //	unmap             munmap it and close the file
+//	closefd           close the file, keeping the mapping
 func mmapHelper(in io.Reader, out io.Writer) int {
 	var mm []byte
 	var fd = -1
@@ -93,6 +94,9 @@ func mmapHelper(in io.Reader, out io.Writer) int {
 			err = unix.Munmap(mm)
 			unix.Close(fd)
 			mm, fd = nil, -1
+		case "closefd":
+			err = unix.Close(fd)
+			fd = -1
 		default:
 			err = fmt.Errorf("unknown command %q", f[0])
 		}

@@ -367,3 +367,63 @@ func TestPassthroughNextToWriteOnlyOpen(t *testing.T) {
 	r.Close()
 	checkUsageMatchesTree(t, m)
 }
+
+// A mapping made through a read-write open that joined a passthrough
+// reader maps the backing file, and outlives the descriptors: later opens
+// must still see what it stores, so they pass through too.
+func TestPassthroughMappingOutlivesOpens(t *testing.T) {
+	requireFUSE(t)
+	m := newMount(t, spilled)
+	p := m.path("f")
+	data := randBytes(9, 64<<10)
+	writeDirect(t, p, data)
+	r := openRead(t, p)
+	readAll(t, r, len(data))
+	mm := mapShared(t, p, len(data))
+	mm.do("closefd")
+	r.Close()
+	// Every descriptor is closed; the mapping lives on.
+	c := openWith(t, p, os.O_RDWR)
+	if got := readAt(t, c, 4096, 6); !bytes.Equal(got, data[4096:4102]) {
+		t.Fatalf("a later open reads %q", got)
+	}
+	mm.write(4096, []byte("second"))
+	if got := readAt(t, c, 4096, 6); string(got) != "second" {
+		t.Errorf("a later open reads %q, not what the mapping stored since", got)
+	}
+	copy(data[4096:], "second")
+	mm.do("unmap")
+	c.Close()
+	checkContent(t, p, data)
+}
+
+// The quotas hold against a shared mapping of the backing file: a pinned
+// file is dense, so the pages a mapping can reach are charged, and growing
+// the file past the quota fails as it does without passthrough.
+func TestPassthroughMappingWithinQuota(t *testing.T) {
+	requireFUSE(t)
+	m := newMount(t, withOpts(spilled, func(o *mountOpts) { o.size = 2 << 20 }))
+	p := m.path("f")
+	writeDirect(t, p, randBytes(10, 1<<20))
+	r := openRead(t, p)
+	readAll(t, r, 1<<20)
+	mm := mapShared(t, p, 4<<20) // past the end: reachable once the file grows
+	w := openWith(t, p, os.O_WRONLY)
+	wantErrno(t, w.Truncate(4<<20), syscall.ENOSPC, "truncate past the quota")
+	if err := w.Truncate(3 << 19); err != nil { // 1.5 MiB: within it
+		t.Fatal(err)
+	}
+	used := m.Quota.Usage().Bytes
+	if used < 3<<19 {
+		t.Errorf("growing to 1.5 MiB charged %d bytes: the mapping could fill the rest for free", used)
+	}
+	mm.write(1<<20+4096, []byte("free?"))
+	mm.do("sync")
+	if got := m.Quota.Usage().Bytes; got != used {
+		t.Errorf("a store through the mapping moved the usage from %d to %d", used, got)
+	}
+	mm.do("unmap")
+	w.Close()
+	r.Close()
+	checkUsageMatchesTree(t, m)
+}
