@@ -11,9 +11,9 @@ import (
 // would keep a second copy of every RAM-tier byte for as long as memory
 // allows. So closed RAM-tier files keep their kernel cache only while the
 // total stays under a budget; past it, the least recently closed lose it.
-// Open files always keep theirs. Spilled files are not bounded here: both
-// their copies are page cache (the kernel's of the FUSE file and of the
-// spill file), which the kernel reclaims on its own.
+// Open files always keep theirs. Spilled files are not bounded here: their
+// copies are page cache (the spill file's, and the FUSE file's unless they
+// are read through passthrough), which the kernel reclaims on its own.
 type cacheKeeper struct {
 	budget int64
 	drops  chan *fileNode // served by one goroutine: notifications never run in a request
