@@ -310,6 +310,29 @@ func copyToIov(dst [][]byte, src ...[]byte) int {
 //
 // EXPERIMENTAL: not subject to API stability.
 func (ps *ProtocolServer) HandleRequest(in [][]byte, out [][]byte) (int, Status) {
+	return ps.protocolServer.handleIov(in, out)
+}
+
+// HandleRequest answers one request that arrived by a transport
+// other than the Server's own reads of /dev/fuse, such as
+// FUSE-over-io_uring (kernel protocol 7.42), where the kernel
+// places each request in a buffer the server registered and
+// takes the reply from that buffer. It works like
+// ProtocolServer.HandleRequest, but on the Server's state: the
+// INIT it negotiated, and the table of requests in flight that an
+// INTERRUPT read from /dev/fuse searches. A request that takes no
+// reply returns (0, OK).
+//
+// EXPERIMENTAL: not subject to API stability.
+func (ms *Server) HandleRequest(in [][]byte, out [][]byte) (int, Status) {
+	if ms.opts.SingleThreaded {
+		ms.requestProcessingMu.Lock()
+		defer ms.requestProcessingMu.Unlock()
+	}
+	return ms.protocolServer.handleIov(in, out)
+}
+
+func (ps *protocolServer) handleIov(in [][]byte, out [][]byte) (int, Status) {
 	req := &requestAlloc{
 		request: request{
 			cancel: make(chan struct{}),
@@ -374,7 +397,7 @@ func (ps *ProtocolServer) HandleRequest(in [][]byte, out [][]byte) (int, Status)
 		}
 	}
 
-	ps.protocolServer.handleRequest(h, &req.request)
+	ps.handleRequest(h, &req.request)
 	if req.suppressReply {
 		return 0, OK
 	}
@@ -425,7 +448,15 @@ func readIntoIov(rr ReadResult, dst [][]byte) (int, Status) {
 		}
 		return copyToIov(dst, slices...), OK
 	}
-	return 0, EIO
+	// A result that can only be spliced from a descriptor (the
+	// Server leaves those alone unless DisableSplice is set) is
+	// read into memory: an iov has no pipe to splice to.
+	buf := make([]byte, rr.Size())
+	b, code := rr.Bytes(buf)
+	if !code.Ok() {
+		return 0, code
+	}
+	return copyToIov(dst, b), OK
 }
 
 func iovLens(in [][]byte) []int {
