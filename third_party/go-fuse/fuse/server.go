@@ -867,3 +867,27 @@ func parseFuseFd(mountPoint string) (fd int) {
 // errRecoverSplice is returned by trySplice when the caller should
 // fall back to to pread/read without logging.
 var errRecoverSplice = errors.New("splice failed; must fallback")
+
+// DupDeviceFD returns a duplicate of the descriptor of the FUSE
+// device (/dev/fuse) that this Server serves, close-on-exec. The
+// caller owns it and must close it. It refers to the same open file
+// as the Server's, so it stays valid after the Server has closed its
+// own: a transport that submits commands on the device (such as
+// FUSE-over-io_uring) uses it without racing against that close and
+// the reuse of the descriptor's number.
+//
+// EXPERIMENTAL: not subject to API stability.
+func (ms *Server) DupDeviceFD() (int, error) {
+	dup := -1
+	var err error
+	if cerr := ms.fuseFD.withFD(func(fd int) {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+		dup = int(r)
+		if errno != 0 {
+			dup, err = -1, errno
+		}
+	}); cerr != nil {
+		return -1, cerr
+	}
+	return dup, err
+}
