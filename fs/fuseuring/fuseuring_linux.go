@@ -255,8 +255,12 @@ func (t *Transport) runWorker(qid int, registered chan<- error) {
 			case syscall.EINTR, syscall.EAGAIN:
 				continue // resubmit the same command, as libfuse does
 			case syscall.ENOTCONN, syscall.ECONNABORTED, syscall.ENODEV, syscall.ECANCELED:
-				report(fmt.Errorf("io_uring: %w", errno))
-				return // the connection has ended
+				// The connection has ended: news only to a Start
+				// still waiting.
+				if registered != nil {
+					registered <- fmt.Errorf("io_uring: %w", errno)
+				}
+				return
 			default:
 				err := fmt.Errorf("io_uring: FUSE command %d on queue %d: %w", cmd, qid, errno)
 				if registered == nil {
