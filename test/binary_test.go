@@ -67,15 +67,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// withTestTransport adds --transport to a mount command line when
-// SPOOLFS_TEST_TRANSPORT chooses one, so that daemons serve over the
-// transport the suite runs with (unset: the daemon's own default, auto).
+// withTestTransport adds the suite's transport (fusetest.Transport:
+// SPOOLFS_TEST_TRANSPORT, else dev) to a mount command line that does not
+// choose one, so that daemons serve over what the in-process mounts do,
+// whatever the kernel's enable_uring says.
 func withTestTransport(args []string) []string {
-	tr := os.Getenv(fusetest.TransportEnv)
-	if tr == "" || len(args) == 0 || args[0] != "mount" || slices.Contains(args, "--transport") {
+	if len(args) == 0 || args[0] != "mount" || slices.Contains(args, "--transport") {
 		return args
 	}
-	return append([]string{"mount", "--transport", tr}, args[1:]...)
+	return append([]string{"mount", "--transport", fusetest.Transport()}, args[1:]...)
 }
 
 // runSpoolfs runs the binary and returns its exit code, stdout and stderr.

@@ -273,7 +273,7 @@ func (c *mountConfig) resolve(dir string) error {
 		return err
 	}
 	c.dir = dir
-	if err := checkTransport(c.transport); err != nil {
+	if err := checkTransport(c.transport, uringEnabled); err != nil {
 		return err
 	}
 	if err := checkMountpoint(dir); err != nil {

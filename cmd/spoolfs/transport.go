@@ -45,9 +45,10 @@ func uringEnabled() bool {
 // errNoURing is --transport uring where the kernel does not offer it.
 var errNoURing = fmt.Errorf("--transport uring: the kernel does not offer FUSE over io_uring (on Linux 6.14 or later, as root: echo Y > %s)", fuseuring.EnableParameter)
 
-// checkTransport refuses, before mounting, a transport that cannot be.
-func checkTransport(m transportMode) error {
-	if m == transportURing && !uringEnabled() {
+// checkTransport refuses, before mounting, a transport that cannot be;
+// offered is uringEnabled.
+func checkTransport(m transportMode, offered func() bool) error {
+	if m == transportURing && !offered() {
 		return errNoURing
 	}
 	return nil
