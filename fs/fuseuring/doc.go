@@ -44,8 +44,12 @@
 //     ENODEV or ECANCELED; a worker that sees one of those frees its ring
 //     and buffers and ends, and Wait returns once all have; the duplicate
 //     of the device descriptor is closed last.
-//   - Memory: each worker holds one page of header and a payload buffer of
+//   - Memory: each worker maps one page of header and a payload buffer of
 //     max_write rounded to pages (1 MiB + 4 KiB with spoolfs's max_write);
-//     pages the kernel never wrote are not resident. BufferBytes says how
-//     much is mapped.
+//     pages never written are not resident. The first two workers of a
+//     queue keep their pages; the others give back what a large request
+//     made resident once they have answered it. So the rings keep at most
+//     possible CPUs x 2 x (max_write + 4 KiB) resident (4 MiB on 2 CPUs),
+//     plus the payloads of large requests in flight on further workers.
+//     BufferBytes says how much is mapped.
 package fuseuring

@@ -22,6 +22,17 @@ const MaxWorkersPerQueue = 8
 // second one lets a request be fetched while another is answered.
 const startWorkersPerQueue = 2
 
+// residentWorkersPerQueue is how many workers of a queue keep the pages
+// of their payload buffer between requests. The others, started when a
+// queue's workers were all busy, give back what a request larger than
+// keepPayload made resident once they have answered it: so what the
+// rings keep resident is at most possible CPUs x 2 x (max_write + a
+// page), plus the payloads of requests in flight beyond those.
+const (
+	residentWorkersPerQueue = 2
+	keepPayload             = 64 << 10
+)
+
 // ErrUnavailable means the kernel does not offer FUSE-over-io_uring here.
 var ErrUnavailable = errors.New("FUSE over io_uring is not available")
 

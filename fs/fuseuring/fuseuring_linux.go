@@ -148,11 +148,12 @@ func (t *Transport) spawn(qid int, registered chan<- error) bool {
 		q.mu.Unlock()
 		return false
 	}
+	resident := q.workers < residentWorkersPerQueue
 	q.workers++
 	q.idle++
 	q.mu.Unlock()
 	t.workers.Add(1)
-	go t.runWorker(qid, registered)
+	go t.runWorker(&worker{t: t, qid: qid, resident: resident}, registered)
 	return true
 }
 
@@ -189,20 +190,21 @@ func (t *Transport) ended(qid int, wasIdle bool) {
 
 // worker is one ring entry and the ring its commands go through.
 type worker struct {
-	t       *Transport
-	qid     int
-	ring    *uring.Ring
-	header  []byte // one page: fuse_uring_req_header, then the iovecs
-	payload []byte
-	scratch [4096]byte // a request's small payload, copied out of the way of the reply
+	t        *Transport
+	qid      int
+	resident bool // keeps its payload's pages between requests
+	ring     *uring.Ring
+	header   []byte // one page: fuse_uring_req_header, then the iovecs
+	payload  []byte
+	scratch  [4096]byte // a request's small payload, copied out of the way of the reply
 }
 
-func (t *Transport) runWorker(qid int, registered chan<- error) {
+func (t *Transport) runWorker(w *worker, registered chan<- error) {
 	// Never unlocked: the thread ends with the worker, taking its CPU
 	// affinity with it, and it is the only thread that submits on this
 	// ring.
 	runtime.LockOSThread()
-	w := &worker{t: t, qid: qid}
+	qid := w.qid
 	wasIdle := true
 	defer func() {
 		w.free()
@@ -386,7 +388,23 @@ func (w *worker) answer() uint64 {
 	le.PutUint64(h[8:], unique)
 	le.PutUint32(h[payloadSzOff:], uint32(replyLen))
 	w.t.answered.Add(1)
+	if used := max(payloadLen, replyLen); !w.resident && used > keepPayload {
+		// The reply must stay until the commit has copied it out; what
+		// lies past it is given back (the kernel's next request
+		// refaults what it needs, as zeros).
+		w.release(max(replyLen, keepPayload), used)
+	}
 	return commitID
+}
+
+// release gives the payload's pages in [from, to) back to the kernel.
+func (w *worker) release(from, to int) {
+	page := os.Getpagesize()
+	from = (from + page - 1) / page * page
+	to = min((to+page-1)/page*page, len(w.payload))
+	if from < to {
+		unix.Madvise(w.payload[from:to], unix.MADV_DONTNEED)
+	}
 }
 
 // possibleCPUs is the kernel's nr_cpu_ids: one queue per possible CPU,

@@ -3,6 +3,7 @@ package fuseuring_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -87,4 +88,34 @@ func TestWorkersEndWithTheConnection(t *testing.T) {
 	if n, b := ring.Workers(), ring.BufferBytes(); n != 0 || b != 0 {
 		t.Fatalf("after the unmount: %d workers, %d bytes mapped; want none", n, b)
 	}
+}
+
+// Many writers at once keep every worker of a queue busy, so that more
+// are started (which give back the pages of large requests after each):
+// every byte still comes back as written.
+func TestConcurrentLargeWrites(t *testing.T) {
+	m := mountMem(t)
+	const writers = 12
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			data := bytes.Repeat([]byte{byte('a' + i)}, 2<<20+4096*i)
+			p := filepath.Join(m.Dir, fmt.Sprintf("f%d", i))
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				errs <- err
+				return
+			}
+			got, err := os.ReadFile(p)
+			if err == nil && !bytes.Equal(got, data) {
+				err = fmt.Errorf("%s: read back differs from what was written", p)
+			}
+			errs <- err
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("%d workers on %d queues, %d bytes mapped", m.Ring().Workers(), m.Ring().Queues(), m.Ring().BufferBytes())
 }
