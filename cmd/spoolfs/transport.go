@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -65,17 +64,19 @@ func askURing(m transportMode) bool {
 // for it, between INIT and the first request. It returns the ring (nil
 // over /dev/fuse) and the transport's name for status.
 func startTransport(m transportMode, server *fuse.Server, maxWrite int, logger *slog.Logger) (*fuseuring.Transport, string, error) {
-	if !askURing(m) {
-		if m == transportAuto {
+	// Not offered at INIT (not asked for, or a kernel that ignored the
+	// question): the kernel sends every request over /dev/fuse.
+	if !askURing(m) || !fuseuring.Offered(server) {
+		switch m {
+		case transportURing:
+			return nil, "", errNoURing
+		case transportAuto:
 			logger.Info("serving over /dev/fuse: this kernel does not offer FUSE over io_uring; to have it, as root: echo Y > " + fuseuring.EnableParameter)
 		}
 		return nil, transportDev, nil
 	}
 	ring, err := fuseuring.Serve(server, maxWrite, logger)
 	if err != nil {
-		if errors.Is(err, fuseuring.ErrUnavailable) {
-			return ring, "", errNoURing
-		}
 		return ring, "", fmt.Errorf("%w (--transport dev serves over /dev/fuse)", err)
 	}
 	logger.Debug("serving over io_uring", "queues", ring.Queues(), "workers", ring.Workers())
