@@ -32,6 +32,8 @@
 //
 // # Invariants
 //
+//   - queue.mu (a queue's worker counts) is a leaf: nothing else is
+//     taken while it is held.
 //   - An entry has at most one command in flight; each command ends in
 //     exactly one completion. A request is answered exactly once: by the
 //     COMMIT_AND_FETCH that carries its commit ID, also when go-fuse sends
