@@ -80,7 +80,7 @@ type queue struct {
 // switches requests over to the rings once every queue has an entry. An
 // error means that did not happen; requests then stay on /dev/fuse, and
 // the workers that did register end with the connection: call Wait in
-// any case.
+// any case. With a nil Transport, the descriptor stays the caller's.
 func Start(o Options) (*Transport, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -88,7 +88,11 @@ func Start(o Options) (*Transport, error) {
 	page := os.Getpagesize()
 	payload := max(minReadBuffer, o.MaxWrite)
 	payload = (payload + page - 1) / page * page
-	t := &Transport{opts: o, payloadSize: payload, queues: make([]queue, possibleCPUs())}
+	cpus, err := possibleCPUs()
+	if err != nil {
+		return nil, err // the caller keeps the descriptor
+	}
+	t := &Transport{opts: o, payloadSize: payload, queues: make([]queue, cpus)}
 	errs := make(chan error)
 	n := 0
 	for qid := range t.queues {
@@ -408,26 +412,39 @@ func (w *worker) release(from, to int) {
 }
 
 // possibleCPUs is the kernel's nr_cpu_ids: one queue per possible CPU,
-// all of which must have an entry before the kernel uses the rings.
-func possibleCPUs() int {
-	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
+// all of which must have an entry before the kernel uses the rings (and
+// until then it holds every request, so a guess would hang the mount).
+func possibleCPUs() (int, error) {
+	b, err := os.ReadFile(possibleCPUsFile)
 	if err != nil {
-		return runtime.NumCPU()
+		return 0, fmt.Errorf("io_uring: how many queues: %w", err)
 	}
-	highest := -1
-	for _, part := range strings.Split(strings.TrimSpace(string(b)), ",") {
-		_, last, _ := strings.Cut(part, "-")
-		if last == "" {
-			last = part
-		}
-		if n, err := strconv.Atoi(last); err == nil && n > highest {
-			highest = n
-		}
+	n, ok := parseCPUList(string(b))
+	if !ok {
+		return 0, fmt.Errorf("io_uring: how many queues: %s: %q", possibleCPUsFile, b)
 	}
-	if highest < 0 {
-		return runtime.NumCPU()
-	}
-	return highest + 1
+	return n, nil
 }
+
+// parseCPUList returns the highest CPU of a list such as "0-3,8-11",
+// plus one.
+func parseCPUList(list string) (int, bool) {
+	highest := -1
+	for _, part := range strings.Split(strings.TrimSpace(list), ",") {
+		first, last, isRange := strings.Cut(part, "-")
+		if !isRange {
+			last = first
+		}
+		lo, err1 := strconv.Atoi(first)
+		hi, err2 := strconv.Atoi(last)
+		if err1 != nil || err2 != nil || lo < 0 || hi < lo {
+			return 0, false
+		}
+		highest = max(highest, hi)
+	}
+	return highest + 1, true
+}
+
+const possibleCPUsFile = "/sys/devices/system/cpu/possible"
 
 var _ Handler = (*fuse.Server)(nil)
