@@ -15,6 +15,8 @@
 //     descriptor of a spill file or of /dev/fuse (CheckNothingLeft,
 //     CheckNoFDLeak); and a mount that another process serves taken down
 //     without cutting off somebody else's (UnmountDaemon);
+//   - the transport serving a mount: /dev/fuse or FUSE-over-io_uring
+//     (Options.Transport, or SPOOLFS_TEST_TRANSPORT for a whole run);
 //   - a fake clock (Clock) for tests that move time by hand.
 //
 // It imports no spoolfs package that mounts (not fs), so that fs's own
