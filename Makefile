@@ -66,8 +66,25 @@ lint: deps
 # fuzz target for $(FUZZTIME) inputs.
 test: deps lint unit fuzz
 
+# Where the kernel offers FUSE over io_uring (the fuse module's
+# enable_uring; .ci/run turns it on), the first run already covers it in
+# the POSIX matrix (ram-uring, spilled-uring) and in fs/fuseuring; fs's
+# own mounting tests and the integration tests that depend most on how
+# requests are served (sessions, quotas, mmap, tools, shutdown) then run
+# again over it: about two minutes more, where the whole of test/ again
+# would double its five minutes.
+URING_TESTS ?= ^(TestSession|TestQuota|TestUserQuota|TestMmap|TestCopy|TestRemoveTrees|TestShutdown|TestStatfs|TestWriteOnlyOpen|TestXattr|TestTransport)
+URING_PARAM := /sys/module/fuse/parameters/enable_uring
+
 unit:
 	$(GO) test $(TESTFLAGS) ./...
+	@if [ "$$(cat $(URING_PARAM) 2>/dev/null)" = Y ]; then \
+		echo "SPOOLFS_TEST_TRANSPORT=uring: again over FUSE over io_uring"; \
+		SPOOLFS_TEST_TRANSPORT=uring $(GO) test $(TESTFLAGS) ./fs/... && \
+		SPOOLFS_TEST_TRANSPORT=uring $(GO) test $(TESTFLAGS) -run '$(URING_TESTS)' ./test/; \
+	else \
+		echo "FUSE over io_uring is off here ($(URING_PARAM)): tested over /dev/fuse only"; \
+	fi
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzAccount$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./quota/

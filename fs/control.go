@@ -297,7 +297,16 @@ func (f *FS) status() control.Status {
 		SpillThreshold: f.pool.Threshold(), Spills: ps.Spills, Files: ps.Files,
 		SpilledFiles: ps.DiskFiles, Sessions: f.sessions.count(), SessionDefaults: f.sessions.policy(),
 		UserDefaults: control.UserLimit{Bytes: ud.Bytes, Inodes: ud.Inodes},
+		Transport:    f.transportName(),
 	}
+}
+
+// transportName is the transport serving the mount: dev until told.
+func (f *FS) transportName() string {
+	if name := f.transport.Load(); name != nil {
+		return *name
+	}
+	return "dev"
 }
 
 // Status is the mount's summary, as user.spoolfs.status reports it.

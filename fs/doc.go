@@ -108,7 +108,13 @@
 //
 // go-fuse serves requests on several goroutines. Operations on different
 // files run in parallel; one file's reads run in parallel with each other
-// and are serialised with its writes inside spill.
+// and are serialised with its writes inside spill. Over io_uring
+// (fs/fuseuring) requests are answered on worker threads pinned to the
+// caller's CPU instead, and a CPU's queue gains a worker whenever all of
+// its workers are busy, so a handler that waits for another request (an
+// OPEN waiting for the fill lock that a NOTIFY_STORE holds, which waits
+// for an in-flight READ) does not hold that request up, as over
+// /dev/fuse.
 //
 // Work outside requests competes with them for the CPU, and the daemon
 // often runs Go code on one CPU. So the long runs of it, thousands of

@@ -74,6 +74,9 @@ type FS struct {
 	caps     uint64       // extra FUSE capabilities to ask for
 	obs      Observer
 	pt       passthrough
+	// transport is what serves the mount's requests, as status says
+	// it; set once mounted (SetTransport).
+	transport atomic.Pointer[string]
 
 	parseLimits func(string, Limits) (Limits, error)
 	limitsMu    sync.Mutex // serialises changes of Limits
@@ -198,6 +201,10 @@ func satAdd(a, b int64) int64 {
 	}
 	return a + b
 }
+
+// SetTransport records the transport that serves the mount ("dev" or
+// "uring"), for user.spoolfs.status.
+func (f *FS) SetTransport(name string) { f.transport.Store(&name) }
 
 // Close frees everything the filesystem still holds, in RAM and on disk,
 // once it is unmounted: files still open when a busy mount was cut off

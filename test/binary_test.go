@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +67,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// withTestTransport adds the suite's transport (fusetest.Transport:
+// SPOOLFS_TEST_TRANSPORT, else dev) to a mount command line that does not
+// choose one, so that daemons serve over what the in-process mounts do,
+// whatever the kernel's enable_uring says.
+func withTestTransport(args []string) []string {
+	if len(args) == 0 || args[0] != "mount" || slices.Contains(args, "--transport") {
+		return args
+	}
+	return append([]string{"mount", "--transport", fusetest.Transport()}, args[1:]...)
+}
+
 // runSpoolfs runs the binary and returns its exit code, stdout and stderr.
 func runSpoolfs(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
@@ -74,7 +86,7 @@ func runSpoolfs(t testing.TB, args ...string) (int, string, string) {
 
 func runBinary(t testing.TB, bin string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, withTestTransport(args)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	done := make(chan error, 1)

@@ -262,7 +262,7 @@ type startedDaemon struct {
 // the daemon.
 func startDaemon(t *testing.T, dir string, stderr io.Writer, args ...string) *startedDaemon {
 	t.Helper()
-	d := &startedDaemon{cmd: exec.Command(spoolfsBinary(t), args...), exited: make(chan error, 1), notify: listenNotify(t)}
+	d := &startedDaemon{cmd: exec.Command(spoolfsBinary(t), withTestTransport(args)...), exited: make(chan error, 1), notify: listenNotify(t)}
 	d.cmd.Env = d.notify.env()
 	d.cmd.Stderr = stderr
 	if err := d.cmd.Start(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
 	"github.com/spoolfs/spoolfs/fs/fusetest"
+	"github.com/spoolfs/spoolfs/fs/fuseuring"
 	"github.com/spoolfs/spoolfs/quota"
 	"github.com/spoolfs/spoolfs/spill"
 )
@@ -33,6 +35,7 @@ type mountOpts struct {
 	deadline  time.Duration
 	observer  spoolfs.Observer // nil: none
 	writeback bool             // the kernel's writeback cache
+	transport string           // dev or uring; "": fusetest's default (SPOOLFS_TEST_TRANSPORT, else dev)
 }
 
 // inRAM and spilled are the two tiers every POSIX test runs against.
@@ -61,7 +64,7 @@ func newMount(t *testing.T, o mountOpts) *testMount {
 		o.mode = 0o1777
 	}
 	m := &testMount{SpillDir: o.spillDir}
-	m.mount = fusetest.Mount(t, fusetest.Options{Deadline: o.deadline, SpillDir: o.spillDir}, func() fusetest.FS {
+	m.mount = fusetest.Mount(t, fusetest.Options{Deadline: o.deadline, SpillDir: o.spillDir, Transport: o.transport}, func() fusetest.FS {
 		pool, err := spill.NewPool(spill.Config{Dir: o.spillDir, Threshold: o.threshold, RAMBudget: o.ram})
 		if err != nil {
 			t.Fatal(err)
@@ -120,14 +123,36 @@ func sh(t testing.TB, dir, script string) string {
 	return string(out)
 }
 
-// tiers runs fn once with files in RAM and once with every byte spilled.
+// tiers runs fn once with files in RAM and once with every byte spilled,
+// over each transport of testTransports: subtests ram and spilled, and
+// ram-uring and spilled-uring when the suite's default is dev.
 func tiers(t *testing.T, fn func(t *testing.T, o mountOpts)) {
-	for _, tc := range []struct {
-		name string
-		o    mountOpts
-	}{{"ram", inRAM}, {"spilled", spilled}} {
-		t.Run(tc.name, func(t *testing.T) { fn(t, tc.o) })
+	for _, tr := range testTransports() {
+		for _, tc := range []struct {
+			name string
+			o    mountOpts
+		}{{"ram", inRAM}, {"spilled", spilled}} {
+			name, o := tc.name, tc.o
+			if tr != fusetest.Transport() {
+				name += "-" + tr
+				o.transport = tr
+			}
+			t.Run(name, func(t *testing.T) { fn(t, o) })
+		}
 	}
+}
+
+// testTransports is the transports the POSIX matrix runs over: the
+// suite's (SPOOLFS_TEST_TRANSPORT) alone when it is set, else dev and,
+// when the kernel offers it, uring.
+func testTransports() []string {
+	if os.Getenv(fusetest.TransportEnv) != "" {
+		return []string{fusetest.Transport()}
+	}
+	if b, err := os.ReadFile(fuseuring.EnableParameter); err == nil && strings.TrimSpace(string(b)) == "Y" {
+		return []string{"dev", "uring"}
+	}
+	return []string{"dev"}
 }
 
 // fillCounter is an Observer that counts the bytes the filesystem stored

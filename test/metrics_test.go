@@ -20,6 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/spoolfs/spoolfs/fs/mounts"
+
+	"github.com/spoolfs/spoolfs/fs/fusetest"
 )
 
 // TestMetrics mounts the binary with --metrics and checks that each figure
@@ -36,6 +38,9 @@ func TestMetrics(t *testing.T) {
 	}
 	if got := sc.get(t, "spoolfs_inodes_used"); got != 1 {
 		t.Errorf("spoolfs_inodes_used = %v on an empty mount, want 1 (the root)", got)
+	}
+	if got := sc.get(t, "spoolfs_transport_info", "transport", fusetest.Transport()); got != 1 {
+		t.Errorf("spoolfs_transport_info{transport=%q} = %v, want 1", fusetest.Transport(), got)
 	}
 	for _, reason := range []string{"ttl", "idle", "owner-exited", "removed"} {
 		if got := sc.get(t, "spoolfs_sessions_ended_total", "reason", reason); got != 0 {

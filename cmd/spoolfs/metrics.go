@@ -225,8 +225,9 @@ func errnoLabel(errno syscall.Errno) string {
 // statusCollector reads the mount's figures once per scrape, so that
 // they are consistent with each other and cost nothing in between.
 type statusCollector struct {
-	fsys    *spoolfs.FS
-	figures []statusFigure
+	fsys      *spoolfs.FS
+	figures   []statusFigure
+	transport *prometheus.Desc
 }
 
 type statusFigure struct {
@@ -242,7 +243,9 @@ func newStatusCollector(fsys *spoolfs.FS) *statusCollector {
 	counter := func(name, help string, value func(control.Status) int64) statusFigure {
 		return statusFigure{prometheus.NewDesc(name, help, nil, nil), prometheus.CounterValue, value}
 	}
-	return &statusCollector{fsys: fsys, figures: []statusFigure{
+	return &statusCollector{fsys: fsys, transport: prometheus.NewDesc("spoolfs_transport_info",
+		"Always 1; the label says how the kernel's requests reach the daemon: uring (FUSE over io_uring) or dev (/dev/fuse).",
+		[]string{"transport"}, nil), figures: []statusFigure{
 		gauge("spoolfs_ram_bytes", "Bytes held in RAM against --ram: file data, extended attributes, symlink targets.",
 			func(s control.Status) int64 { return s.RAMUsed }),
 		gauge("spoolfs_ram_budget_bytes", "Most bytes the mount keeps in RAM (--ram).",
@@ -272,6 +275,7 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, f := range c.figures {
 		ch <- f.desc
 	}
+	ch <- c.transport
 }
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
@@ -279,4 +283,5 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range c.figures {
 		ch <- prometheus.MustNewConstMetric(f.desc, f.kind, float64(f.value(st)))
 	}
+	ch <- prometheus.MustNewConstMetric(c.transport, prometheus.GaugeValue, 1, st.Transport)
 }

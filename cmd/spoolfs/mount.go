@@ -39,6 +39,7 @@ type mountConfig struct {
 	lifetime   time.Duration
 	vfsFlags   uintptr // MS_* flags from the generic mount options
 	metrics    string  // address to serve metrics on, by resolve; "": off
+	transport  transportMode
 	log        logConfig
 	options    []string // -o key=value,..., applied by applyOptions
 
@@ -96,6 +97,8 @@ func (c *mountConfig) optionTable() optionTable {
 			help: "let the kernel gather small writes (much faster; but ENOSPC/EDQUOT then come from fsync/close, not write)"},
 		{name: "metrics", value: &c.given.metrics, about: "off",
 			help: "serve Prometheus metrics over HTTP at /metrics: PORT or :PORT listens on 127.0.0.1 only; name a host to listen elsewhere, e.g. 0.0.0.0:9780 for every interface"},
+		{name: "transport", value: &c.transport, def: transportAuto,
+			help: "how requests reach the daemon: uring (FUSE over io_uring, answered on the caller's CPU), dev (/dev/fuse), or auto (uring when the kernel offers it)"},
 		{name: "encrypt-spill", value: &c.spill.Encrypt,
 			help: "seal spilled data with AES-256-GCM under a key held only in memory (costs CPU; see README)"},
 		{name: optionsFlag, short: "o", value: &c.options,
@@ -270,6 +273,9 @@ func (c *mountConfig) resolve(dir string) error {
 		return err
 	}
 	c.dir = dir
+	if err := checkTransport(c.transport, uringEnabled); err != nil {
+		return err
+	}
 	if err := checkMountpoint(dir); err != nil {
 		return err
 	}

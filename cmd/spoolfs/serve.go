@@ -22,6 +22,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	spoolfs "github.com/spoolfs/spoolfs/fs"
+	"github.com/spoolfs/spoolfs/fs/fuseuring"
 	"github.com/spoolfs/spoolfs/fs/mounts"
 	"github.com/spoolfs/spoolfs/fs/proc"
 	"github.com/spoolfs/spoolfs/fs/requests"
@@ -151,16 +152,20 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 
 	var server *fuse.Server
 	var fsys *spoolfs.FS
+	var ring *fuseuring.Transport
 	tuner := newProcTuner()
 	met, err := listenMetrics(c.metrics, logger) // bound before mounting: a port in use fails the mount
 	if err == nil {
-		server, fsys, err = mount(c, logger, met, tuner)
+		server, fsys, ring, err = mount(c, logger, met, tuner)
 	}
 	mounted()
 	ready.report(err)
 	if err != nil {
 		met.close()
 		fmt.Fprintf(stderr, "spoolfs mount: %v\n", err)
+		if errors.Is(err, errNoURing) {
+			return exitUsage
+		}
 		return exitFailure
 	}
 	met.start(fsys)
@@ -217,6 +222,7 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 	}()
 
 	server.Wait()
+	waitRing(ring, logger)
 	close(served)
 	once.Do(func() { notify.send("STOPPING=1", "STATUS=unmounted "+c.dir) })
 	stopExpiry()
@@ -259,12 +265,12 @@ func cutOffCopies(served <-chan struct{}, dir string, conn uint32, logger *slog.
 	}
 }
 
-func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) (*fuse.Server, *spoolfs.FS, error) {
+func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) (*fuse.Server, *spoolfs.FS, *fuseuring.Transport, error) {
 	spillConfig := c.spill
 	spillConfig.MaxDiskFiles, spillConfig.ProcessAlive = maxSpillFiles(), proc.Alive
 	pool, err := spill.NewPool(spillConfig)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	fsConfig := c.fs
 	fsConfig.Pool = pool
@@ -281,7 +287,7 @@ func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) 
 	fsys, err := spoolfs.New(fsConfig)
 	if err != nil {
 		pool.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	opts := fsys.Options()
 	opts.AllowOther = c.allowOther
@@ -292,25 +298,63 @@ func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) 
 		trace := log.New(redactingWriter{os.Stderr}, "", log.Lmicroseconds)
 		opts.Logger, opts.MountOptions.Logger = trace, trace
 	}
+	if askURing(c.transport) {
+		opts.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
+	}
 	if err := mounts.ClearDeadMounts(c.dir); err != nil {
 		fsys.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// What gofs.Mount does (with the umask left to fsys: see RawFS), with
 	// every request seen by the tuner and timed when metrics are on.
 	server, err := fuse.NewServer(observed(fsys.RawFS(opts), tuner, met), c.dir, &opts.MountOptions)
-	if err == nil {
-		go server.Serve()
-		err = server.WaitMount()
-	}
 	if err != nil {
 		fsys.Close()
-		return nil, nil, fmt.Errorf("mount %s: %w", c.dir, unwrapMountError(err))
+		return nil, nil, nil, fmt.Errorf("mount %s: %w", c.dir, unwrapMountError(err))
+	}
+	go server.Serve()
+	// The rings start between INIT and the first request, which the
+	// kernel holds until they are registered.
+	ring, transport, err := startTransport(c.transport, server, opts.MaxWrite, logger)
+	if err != nil {
+		// Requests would wait for rings that will never be: unmount.
+		if uerr := server.Unmount(); uerr != nil {
+			logger.Error("unmount", "err", uerr)
+		}
+		server.Wait()
+		waitRing(ring, logger)
+		fsys.Close()
+		return nil, nil, nil, err
+	}
+	fsys.SetTransport(transport)
+	if err := server.WaitMount(); err != nil {
+		fsys.Close()
+		return nil, nil, nil, fmt.Errorf("mount %s: %w", c.dir, unwrapMountError(err))
 	}
 	if err := mounts.SetReadahead(c.dir, 1024); err != nil {
 		logger.Debug("readahead stays at the kernel's default", "err", err)
 	}
-	return server, fsys, nil
+	return server, fsys, ring, nil
+}
+
+// ringGrace is how long the io_uring workers may take to end once the
+// connection has: the kernel fails their commands as it ends, so they
+// end within milliseconds unless a handler is stuck.
+const ringGrace = 10 * time.Second
+
+// waitRing waits for the io_uring workers, if any, before the filesystem
+// is freed under them.
+func waitRing(ring *fuseuring.Transport, logger *slog.Logger) {
+	if ring == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { ring.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(ringGrace):
+		logger.Error("io_uring workers still running after the connection ended", "workers", ring.Workers())
+	}
 }
 
 // observed wraps raw so that the tuner and the metrics, those that are

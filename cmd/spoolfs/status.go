@@ -80,6 +80,20 @@ func printMountStatus(w io.Writer, st *control.Status) {
 	fmt.Fprintf(w, "spilled     %s on disk in %s files (%s spills so far)\n", ib(st.DiskUsed), humanize.Comma(st.SpilledFiles), humanize.Comma(st.Spills))
 	fmt.Fprintf(w, "inodes      %s used of %s\n", humanize.Comma(st.InodesUsed), inodes)
 	fmt.Fprintf(w, "sessions    %d\n", st.Sessions)
+	if st.Transport != "" { // an older daemon does not say
+		fmt.Fprintf(w, "transport   %s\n", transportText(st.Transport))
+	}
+}
+
+// transportText says a transport's name for people.
+func transportText(name string) string {
+	switch name {
+	case transportURing:
+		return "uring (FUSE over io_uring)"
+	case transportDev:
+		return "dev (/dev/fuse)"
+	}
+	return name
 }
 
 // userLimitsInForce says whether the per-user table is worth printing:

@@ -68,6 +68,9 @@ type Status struct {
 	Sessions        int           `json:"sessions"`
 	SessionDefaults SessionPolicy `json:"session_defaults"`
 	UserDefaults    UserLimit     `json:"user_defaults"` // what every uid but 0 may own
+	// Transport is how the kernel's requests reach the daemon: "dev"
+	// (reads and writes of /dev/fuse) or "uring" (FUSE-over-io_uring).
+	Transport string `json:"transport"`
 }
 
 // UserLimit is what one uid may own at most; a zero field is unlimited.

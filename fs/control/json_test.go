@@ -20,7 +20,7 @@ func TestWireFormat(t *testing.T) {
 	status := &Status{Capacity: 1, Used: 2, Inodes: 3, InodesUsed: 4, RAMBudget: 5, RAMUsed: 6, DiskUsed: 7, SpillThreshold: 8,
 		Spills: 9, Files: 10, SpilledFiles: 11, Sessions: 12,
 		SessionDefaults: SessionPolicy{TTL: time.Hour, Idle: time.Second, Bytes: 13, Inodes: 14},
-		UserDefaults:    UserLimit{Bytes: 15, Inodes: 16}}
+		UserDefaults:    UserLimit{Bytes: 15, Inodes: 16}, Transport: "uring"}
 	users := []UserUsage{{UID: 1000, Bytes: 1, Inodes: 2, SizeLimit: 3, InodesLimit: 4, Own: true}}
 	cases := []struct {
 		v    any
@@ -28,10 +28,10 @@ func TestWireFormat(t *testing.T) {
 	}{
 		{info, `{"name":"n","path":"/p/n","uid":1000,"created":"2024-01-02T03:04:05.000000006Z","expires":"never","ends_by":"none","ttl":"2h0m0s","idle":"0s","size_limit":1,"inodes_limit":2,"pid":3,"usage":{"bytes":4,"inodes":5,"ram":6,"disk":7,"open_files":8}}`},
 		{usage, `{"bytes":4,"inodes":5,"ram":6,"disk":7,"open_files":8}`},
-		{status, `{"capacity":1,"used":2,"inodes":3,"inodes_used":4,"ram_budget":5,"ram_used":6,"disk_used":7,"spill_threshold":8,"spills":9,"files":10,"spilled_files":11,"sessions":12,"session_defaults":{"ttl":"1h0m0s","idle":"1s","size_limit":13,"inodes_limit":14},"user_defaults":{"size_limit":15,"inodes_limit":16}}`},
+		{status, `{"capacity":1,"used":2,"inodes":3,"inodes_used":4,"ram_budget":5,"ram_used":6,"disk_used":7,"spill_threshold":8,"spills":9,"files":10,"spilled_files":11,"sessions":12,"session_defaults":{"ttl":"1h0m0s","idle":"1s","size_limit":13,"inodes_limit":14},"user_defaults":{"size_limit":15,"inodes_limit":16},"transport":"uring"}`},
 		{users, `[{"uid":1000,"bytes":1,"inodes":2,"size_limit":3,"inodes_limit":4,"own_limits":true}]`},
 		{UserLimits{"1000": {Bytes: 1, Inodes: 2}}, `{"1000":{"size_limit":1,"inodes_limit":2}}`},
-		{StatusReport{Mount: status, Users: users, Sessions: []*SessionInfo{info}}, `{"mount":{"capacity":1,"used":2,"inodes":3,"inodes_used":4,"ram_budget":5,"ram_used":6,"disk_used":7,"spill_threshold":8,"spills":9,"files":10,"spilled_files":11,"sessions":12,"session_defaults":{"ttl":"1h0m0s","idle":"1s","size_limit":13,"inodes_limit":14},"user_defaults":{"size_limit":15,"inodes_limit":16}},"users":[{"uid":1000,"bytes":1,"inodes":2,"size_limit":3,"inodes_limit":4,"own_limits":true}],"sessions":[{"name":"n","path":"/p/n","uid":1000,"created":"2024-01-02T03:04:05.000000006Z","expires":"never","ends_by":"none","ttl":"2h0m0s","idle":"0s","size_limit":1,"inodes_limit":2,"pid":3,"usage":{"bytes":4,"inodes":5,"ram":6,"disk":7,"open_files":8}}]}`},
+		{StatusReport{Mount: status, Users: users, Sessions: []*SessionInfo{info}}, `{"mount":{"capacity":1,"used":2,"inodes":3,"inodes_used":4,"ram_budget":5,"ram_used":6,"disk_used":7,"spill_threshold":8,"spills":9,"files":10,"spilled_files":11,"sessions":12,"session_defaults":{"ttl":"1h0m0s","idle":"1s","size_limit":13,"inodes_limit":14},"user_defaults":{"size_limit":15,"inodes_limit":16},"transport":"uring"},"users":[{"uid":1000,"bytes":1,"inodes":2,"size_limit":3,"inodes_limit":4,"own_limits":true}],"sessions":[{"name":"n","path":"/p/n","uid":1000,"created":"2024-01-02T03:04:05.000000006Z","expires":"never","ends_by":"none","ttl":"2h0m0s","idle":"0s","size_limit":1,"inodes_limit":2,"pid":3,"usage":{"bytes":4,"inodes":5,"ram":6,"disk":7,"open_files":8}}]}`},
 		{StatusReport{Sessions: []*SessionInfo{}}, `{"sessions":[]}`},
 	}
 	for _, c := range cases {

@@ -15,6 +15,8 @@
 //     descriptor of a spill file or of /dev/fuse (CheckNothingLeft,
 //     CheckNoFDLeak); and a mount that another process serves taken down
 //     without cutting off somebody else's (UnmountDaemon);
+//   - the transport serving a mount: /dev/fuse or FUSE-over-io_uring
+//     (Options.Transport, or SPOOLFS_TEST_TRANSPORT for a whole run);
 //   - a fake clock (Clock) for tests that move time by hand.
 //
 // It imports no spoolfs package that mounts (not fs), so that fs's own
@@ -23,6 +25,7 @@
 package fusetest
 
 import (
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -30,6 +33,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/spoolfs/spoolfs/fs/fuseuring"
 	"github.com/spoolfs/spoolfs/fs/mounts"
 )
 
@@ -71,6 +75,23 @@ type Options struct {
 	Deadline time.Duration
 	// SpillDir, if set, must be empty once the filesystem is closed.
 	SpillDir string
+	// Transport serves the mount's requests: "dev" (reads of /dev/fuse)
+	// or "uring" (FUSE-over-io_uring); "": TransportEnv's value, or dev.
+	Transport string
+}
+
+// TransportEnv names the variable that chooses the transport of every
+// test mount that does not choose its own: dev or uring. With uring, a
+// mount where the kernel does not offer it skips its test, or fails it
+// under CI=true.
+const TransportEnv = "SPOOLFS_TEST_TRANSPORT"
+
+// Transport is the transport test mounts use unless they choose one.
+func Transport() string {
+	if tr := os.Getenv(TransportEnv); tr != "" {
+		return tr
+	}
+	return "dev"
 }
 
 // FS is what a test mounts: the root of a go-fuse node tree, its mount
@@ -89,9 +110,12 @@ type FS struct {
 type Mounted struct {
 	Dir  string
 	Conn uint32 // the kernel's number for the FUSE connection
-	t    testing.TB
+	// Transport is the one serving the mount: "dev" or "uring".
+	Transport string
+	t         testing.TB
 
 	server *fuse.Server
+	ring   *fuseuring.Transport // nil over dev
 }
 
 // Mount checks that FUSE is there (Require), calls build to make the
@@ -124,16 +148,42 @@ func Mount(t testing.TB, o Options, build func() FS) *Mounted {
 	}
 	opts.DirectMount = true
 	opts.AllowOther = true
+	if o.Transport == "" {
+		o.Transport = Transport()
+	}
+	switch o.Transport {
+	case "dev":
+	case "uring":
+		opts.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
+	default:
+		closeFS()
+		t.Fatalf("%s=%q: want dev or uring", TransportEnv, o.Transport)
+	}
 	raw := fsys.Raw
 	if raw == nil {
 		raw = func(opts *gofs.Options) fuse.RawFileSystem { return gofs.NewNodeFS(fsys.Root, opts) }
 	}
-	server, err := serve(o.Dir, raw(opts), &opts.MountOptions)
+	m := &Mounted{Dir: o.Dir, Transport: o.Transport, t: t}
+	var ringErr error
+	startRing := func(server *fuse.Server) {
+		if o.Transport == "uring" {
+			m.ring, ringErr = fuseuring.Serve(server, opts.MaxWrite, nil)
+		}
+	}
+	var err error
+	m.server, err = serve(o.Dir, raw(opts), &opts.MountOptions, startRing)
 	if err != nil {
 		closeFS()
 		t.Fatalf("mount: %v", err)
 	}
-	m := &Mounted{Dir: o.Dir, t: t, server: server}
+	if ringErr != nil {
+		m.unmount()
+		closeFS()
+		if errors.Is(ringErr, fuseuring.ErrUnavailable) && os.Getenv("CI") != "true" {
+			t.Skipf("transport uring: %v", ringErr)
+		}
+		t.Fatalf("transport uring: %v", ringErr)
+	}
 	if m.Conn, err = mounts.ConnectionID(o.Dir); err != nil {
 		// Unmount now: a Fatalf here would leave it behind.
 		m.unmount()
@@ -158,13 +208,16 @@ func Mount(t testing.TB, o Options, build func() FS) *Mounted {
 	return m
 }
 
-// serve mounts raw on dir and serves it, as gofs.Mount does.
-func serve(dir string, raw fuse.RawFileSystem, opts *fuse.MountOptions) (*fuse.Server, error) {
+// serve mounts raw on dir and serves it, as gofs.Mount does. It calls
+// start between INIT and the first request: over io_uring the kernel
+// holds every request until the rings are registered.
+func serve(dir string, raw fuse.RawFileSystem, opts *fuse.MountOptions, start func(*fuse.Server)) (*fuse.Server, error) {
 	server, err := fuse.NewServer(raw, dir, opts)
 	if err != nil {
 		return nil, err
 	}
 	go server.Serve()
+	start(server)
 	if err := server.WaitMount(); err != nil {
 		return nil, err // a mount that failed leaves nothing to unmount
 	}
@@ -190,12 +243,14 @@ func (m *Mounted) unmount() {
 				mounts.Unmount(m.Dir)
 			}
 			m.server.Wait()
+			m.waitRing()
 			return
 		case <-deadline:
 			t.Errorf("unmount of %s hung: aborting its connection", m.Dir)
 			mounts.Abort(m.Conn)
 			mounts.Unmount(m.Dir)
 			m.server.Wait()
+			m.waitRing()
 			return
 		case <-poll.C:
 			// Unmounted here, yet still served: a process that made a
@@ -219,6 +274,23 @@ func (m *Mounted) unmount() {
 		}
 	}
 }
+
+// waitRing waits for the io_uring workers, which end with the connection.
+func (m *Mounted) waitRing() {
+	if m.ring == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { m.ring.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(unmountDeadline):
+		m.t.Errorf("io_uring workers of %s still running %v after the connection ended", m.Dir, unmountDeadline)
+	}
+}
+
+// Ring is the io_uring transport serving the mount; nil over dev.
+func (m *Mounted) Ring() *fuseuring.Transport { return m.ring }
 
 // heldElsewhereGrace is how long an unmounted connection may go on being
 // served before the harness takes it for a copy held by another mount

@@ -121,9 +121,12 @@ func IsMounted(dir string) bool { return isMounted(dir) }
 
 // IsDeadMountError says whether err is what a FUSE mount whose server is
 // gone answers: ENOTCONN ("Transport endpoint is not connected"), or
-// ECONNABORTED once its connection was aborted.
+// ECONNABORTED once its connection was aborted. Over io_uring the kernel
+// tears the connection down only once the dead daemon's rings are
+// released, after the process has gone: a request handed to one of
+// those rings meanwhile ends with ECANCELED.
 func IsDeadMountError(err error) bool {
-	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
+	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ECANCELED)
 }
 
 // probeTimeout is how long CheckMountpoint waits for a spoolfs to answer

@@ -1,6 +1,10 @@
 package mounts
 
-import "testing"
+import (
+	"os"
+	"syscall"
+	"testing"
+)
 
 func TestParseMountinfo(t *testing.T) {
 	const mountinfo = `22 1 0:21 / /tmp rw,nosuid shared:5 - tmpfs tmpfs rw
@@ -33,5 +37,23 @@ func TestParseMountinfo(t *testing.T) {
 	}
 	if got := parseMountinfo("1 2 3 4\n", "/x"); got != nil {
 		t.Errorf("short line: %+v", got)
+	}
+}
+
+// What a dead FUSE mount answers is told apart from what a live one may:
+// over io_uring, a request handed to a ring whose daemon has just died
+// ends with ECANCELED until the kernel has torn the connection down.
+func TestIsDeadMountError(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		dead bool
+	}{
+		{syscall.ENOTCONN, true}, {syscall.ECONNABORTED, true}, {syscall.ECANCELED, true},
+		{&os.PathError{Op: "stat", Path: "/x", Err: syscall.ECANCELED}, true},
+		{syscall.EIO, false}, {syscall.ENOENT, false}, {nil, false},
+	} {
+		if got := IsDeadMountError(c.err); got != c.dead {
+			t.Errorf("IsDeadMountError(%v) = %v, want %v", c.err, got, c.dead)
+		}
 	}
 }
