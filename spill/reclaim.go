@@ -1,0 +1,98 @@
+package spill
+
+import (
+	"os"
+	"sync"
+)
+
+// reclaimQueue is how many frees may wait for the reclaimer. Past it, the
+// caller does its own: a burst of unlinks slows down to the disk's pace
+// instead of piling up work without bound.
+const reclaimQueue = 1024
+
+// reclaimer gives disk space back off the request path: it punches the
+// extents that files have let go of in the shared files, and closes
+// dedicated files, whose last close makes the file system free an inode
+// (about a millisecond on ext4). The bytes have left the accounts already;
+// only the disk is waiting.
+type reclaimer struct {
+	jobs chan reclaimJob
+	done chan struct{}
+
+	mu     sync.Mutex // guards closed, and sending on jobs
+	closed bool
+}
+
+// reclaimJob is one file's worth of freeing: extents of a shared file, or
+// a dedicated file to close.
+type reclaimJob struct {
+	sf        *sharedFile
+	exts      []extent
+	dedicated *os.File
+	then      func() // after the rest
+}
+
+func (j reclaimJob) run() {
+	if j.dedicated != nil {
+		j.dedicated.Close()
+	}
+	if j.sf != nil {
+		j.sf.free(j.exts)
+	}
+	if j.then != nil {
+		j.then()
+	}
+}
+
+func newReclaimer() *reclaimer {
+	r := &reclaimer{jobs: make(chan reclaimJob, reclaimQueue), done: make(chan struct{})}
+	go r.loop()
+	return r
+}
+
+func (r *reclaimer) loop() {
+	defer close(r.done)
+	for j := range r.jobs {
+		j.run()
+	}
+}
+
+// submit queues j, or runs it at once if the queue is full or the
+// reclaimer stopped.
+func (r *reclaimer) submit(j reclaimJob) {
+	r.mu.Lock()
+	if !r.closed {
+		select {
+		case r.jobs <- j:
+			r.mu.Unlock()
+			return
+		default:
+		}
+	}
+	r.mu.Unlock()
+	j.run()
+}
+
+// free punches exts out of sf and reuses their space, once punched.
+func (r *reclaimer) free(sf *sharedFile, exts []extent) {
+	r.submit(reclaimJob{sf: sf, exts: exts})
+}
+
+// close closes a dedicated file, then calls done.
+func (r *reclaimer) close(f *os.File, done func()) {
+	r.submit(reclaimJob{dedicated: f, then: done})
+}
+
+// stop runs what is queued and ends the reclaimer; later frees run in the
+// caller.
+func (r *reclaimer) stop() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	close(r.jobs)
+	r.mu.Unlock()
+	<-r.done
+}
