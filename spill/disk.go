@@ -175,15 +175,30 @@ type dedicatedFile struct {
 	pool *Pool
 }
 
-func (d *dedicatedFile) ReadAt(p []byte, off int64) (int, error)  { return d.f.ReadAt(p, off) }
-func (d *dedicatedFile) WriteAt(p []byte, off int64) (int, error) { return d.f.WriteAt(p, off) }
+func (d *dedicatedFile) ReadAt(p []byte, off int64) (int, error) { return d.f.ReadAt(p, off) }
+
+// WriteAt writes p at off; if the disk is full while freed space waits for
+// the reclaimer, it waits for it and tries the rest once more.
+func (d *dedicatedFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := d.f.WriteAt(p, off)
+	if err != nil && d.pool.reclaim.waitIfFull(err) {
+		var more int
+		more, err = d.f.WriteAt(p[n:], off+int64(n))
+		n += more
+	}
+	return n, err
+}
 
 func (d *dedicatedFile) allocate(off, n int64, keepSize bool) error {
 	var mode uint32
 	if keepSize {
 		mode = fallocKeepSize
 	}
-	return fallocate(d.f, mode, off, n)
+	err := fallocate(d.f, mode, off, n)
+	if err != nil && d.pool.reclaim.waitIfFull(err) {
+		err = fallocate(d.f, mode, off, n)
+	}
+	return err
 }
 
 func (d *dedicatedFile) punch(off, n int64) error {

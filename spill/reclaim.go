@@ -1,8 +1,11 @@
 package spill
 
 import (
+	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 )
 
 // reclaimQueue is how many frees may wait for the reclaimer. Past it, the
@@ -16,8 +19,9 @@ const reclaimQueue = 1024
 // (about a millisecond on ext4). The bytes have left the accounts already;
 // only the disk is waiting.
 type reclaimer struct {
-	jobs chan reclaimJob
-	done chan struct{}
+	jobs    chan reclaimJob
+	done    chan struct{}
+	pending atomic.Int64 // jobs queued and not yet done
 
 	mu     sync.Mutex // guards closed, and sending on jobs
 	closed bool
@@ -54,6 +58,7 @@ func (r *reclaimer) loop() {
 	defer close(r.done)
 	for j := range r.jobs {
 		j.run()
+		r.pending.Add(-1)
 	}
 }
 
@@ -62,15 +67,36 @@ func (r *reclaimer) loop() {
 func (r *reclaimer) submit(j reclaimJob) {
 	r.mu.Lock()
 	if !r.closed {
+		r.pending.Add(1)
 		select {
 		case r.jobs <- j:
 			r.mu.Unlock()
 			return
 		default:
+			r.pending.Add(-1)
 		}
 	}
 	r.mu.Unlock()
 	j.run()
+}
+
+// drain waits until every free queued before it is done.
+func (r *reclaimer) drain() {
+	done := make(chan struct{})
+	r.submit(reclaimJob{then: func() { close(done) }})
+	<-done
+}
+
+// waitIfFull reports whether err is the disk being full while frees are
+// still queued, after waiting for them: the caller may try once more. A
+// file deleted just before finds its space given back, as when freeing
+// was done on the spot.
+func (r *reclaimer) waitIfFull(err error) bool {
+	if !errors.Is(err, syscall.ENOSPC) || r.pending.Load() == 0 {
+		return false
+	}
+	r.drain()
+	return true
 }
 
 // free punches exts out of sf and reuses their space, once punched.

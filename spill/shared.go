@@ -195,8 +195,19 @@ func (s *sharedSpace) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // WriteAt writes p at off, placing the extents it needs: one pwrite per
-// extent it touches.
+// extent it touches. If the disk is full while freed space waits for the
+// reclaimer, it waits for it and tries the rest once more.
 func (s *sharedSpace) WriteAt(p []byte, off int64) (int, error) {
+	done, err := s.writeAt(p, off)
+	if err != nil && s.pool.reclaim.waitIfFull(err) {
+		var more int
+		more, err = s.writeAt(p[done:], off+int64(done))
+		done += more
+	}
+	return done, err
+}
+
+func (s *sharedSpace) writeAt(p []byte, off int64) (int, error) {
 	done := 0
 	err := s.each(off, int64(len(p)), true, func(pos, n, at int64) error {
 		w, err := s.sf.f.WriteAt(p[pos-off:pos-off+n], at)
@@ -210,9 +221,16 @@ func (s *sharedSpace) WriteAt(p []byte, off int64) (int, error) {
 // on disk. It never keeps the shared file's size: ext4 does not punch
 // holes past the end of a file, so blocks there could never be freed.
 func (s *sharedSpace) allocate(off, n int64, _ bool) error {
-	return s.each(off, n, true, func(_, n, at int64) error {
-		return fallocate(s.sf.f, 0, at, n)
-	})
+	alloc := func() error {
+		return s.each(off, n, true, func(_, n, at int64) error {
+			return fallocate(s.sf.f, 0, at, n)
+		})
+	}
+	err := alloc()
+	if err != nil && s.pool.reclaim.waitIfFull(err) {
+		err = alloc()
+	}
+	return err
 }
 
 // punch zeroes [off, off+n). Extents it covers whole leave the file at

@@ -10,13 +10,6 @@ import (
 	"testing"
 )
 
-// drain waits until the reclaimer has done every free queued before it.
-func (r *reclaimer) drain() {
-	done := make(chan struct{})
-	r.submit(reclaimJob{then: func() { close(done) }})
-	<-done
-}
-
 // rawShared reads n bytes at off of the shared file that holds f's
 // extents: its physical bytes, whoever they belong to.
 func rawShared(t testing.TB, f *File, n int, off int64) []byte {
