@@ -405,6 +405,11 @@ func (p *Pool) Close() error {
 		live = append(live, f)
 	}
 	p.mu.Unlock()
+	p.sharedMu.Lock()
+	for _, sf := range p.shared {
+		sf.closing.Store(true) // closing them frees every block: no punches
+	}
+	p.sharedMu.Unlock()
 	var first error
 	for _, f := range live { // File.Close takes f.mu, then p.mu: not held here
 		if err := f.Close(); err != nil && first == nil {

@@ -1,8 +1,10 @@
 package spill
 
 import (
+	"cmp"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,11 +56,62 @@ func newReclaimer() *reclaimer {
 	return r
 }
 
+// reclaimBatch is the most jobs the reclaimer takes at once.
+const reclaimBatch = 256
+
 func (r *reclaimer) loop() {
 	defer close(r.done)
+	batch := make([]reclaimJob, 0, reclaimBatch)
 	for j := range r.jobs {
-		j.run()
-		r.pending.Add(-1)
+		batch = append(batch[:0], j)
+	more:
+		for len(batch) < reclaimBatch {
+			select {
+			case j, ok := <-r.jobs:
+				if !ok {
+					break more
+				}
+				batch = append(batch, j)
+			default:
+				break more
+			}
+		}
+		runBatch(batch)
+		clear(batch) // let go of the extents and files
+		r.pending.Add(-int64(len(batch)))
+	}
+}
+
+// runBatch does the jobs of a batch together: the extents that files
+// freed one after the other often lie end to end (files written one
+// after the other were placed so), and sorted by place they take one
+// punch per run instead of one per file. An rm -rf of a tree of small
+// files is then a few large punches.
+func runBatch(batch []reclaimJob) {
+	if len(batch) == 1 {
+		batch[0].run()
+		return
+	}
+	var byFile map[*sharedFile][]extent
+	for _, j := range batch {
+		if j.dedicated != nil {
+			j.dedicated.Close()
+		}
+		if j.sf != nil {
+			if byFile == nil {
+				byFile = make(map[*sharedFile][]extent)
+			}
+			byFile[j.sf] = append(byFile[j.sf], j.exts...)
+		}
+	}
+	for sf, exts := range byFile {
+		slices.SortFunc(exts, func(a, b extent) int { return cmp.Compare(a.at, b.at) })
+		sf.free(exts)
+	}
+	for _, j := range batch {
+		if j.then != nil {
+			j.then()
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // The shared placement: many spilled files' pages in a few unnamed files of
@@ -56,6 +57,9 @@ func extentSpan(idx int64) (first, length int64) {
 type sharedFile struct {
 	f    *os.File
 	unit int64 // bytes per unit: PageSize, or slotSize when sealed
+	// closing: the pool is closing and will close f, which frees all of
+	// its blocks at once: frees have nothing left to do.
+	closing atomic.Bool
 
 	mu    sync.Mutex
 	alloc buddy // guarded by mu
@@ -76,6 +80,9 @@ func (s *sharedFile) place(order int) (int64, error) {
 // before its old bytes are gone, so a new owner reads zeros in its holes.
 // Runs of extents that lie end to end take one punch.
 func (s *sharedFile) free(exts []extent) {
+	if s.closing.Load() {
+		return
+	}
 	for i := 0; i < len(exts); {
 		start, n := s.bytesOf(exts[i])
 		j := i + 1
