@@ -153,8 +153,11 @@ func (s *sharedSpace) find(idx int64) (int, bool) {
 func (s *sharedSpace) each(off, n int64, place bool, fn func(off, n, at int64) error) error {
 	unit := s.sf.unit
 	for n > 0 {
-		idx, first, length := extentOf(off / unit)
-		part := min(n, (first+length)*unit-off)
+		u := off / unit
+		idx, first, length := extentOf(u)
+		// What is left of the extent, counted from u: the extent's end
+		// in bytes may lie past math.MaxInt64 (the last sealed slots).
+		part := min(n, (first+length-u)*unit-off%unit)
 		at := int64(-1)
 		i, ok := s.find(idx)
 		if !ok && place {
@@ -254,8 +257,7 @@ func (s *sharedSpace) punch(off, n int64) error {
 	kept := s.exts[:i]
 	var err error
 	for _, e := range s.exts[i:] {
-		first, length := extentSpan(e.idx)
-		lo, hi := first*unit, (first+length)*unit
+		lo, hi := extentBytes(e.idx, unit)
 		switch {
 		case lo >= end || err != nil:
 			kept = append(kept, e)
@@ -273,6 +275,14 @@ func (s *sharedSpace) punch(off, n int64) error {
 		s.pool.reclaim.free(s.sf, whole)
 	}
 	return err
+}
+
+// extentBytes is where extent idx lies in a file's own offsets, [lo, hi),
+// hi cut at math.MaxInt64: the last sealed slots' extent ends past it.
+func extentBytes(idx, unit int64) (lo, hi int64) {
+	first, length := extentSpan(idx)
+	lo = first * unit
+	return lo, lo + min(length*unit, math.MaxInt64-lo)
 }
 
 // extentIndex is the index of the extent that holds unit u.

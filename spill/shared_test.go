@@ -2,7 +2,9 @@ package spill
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"sync"
@@ -361,4 +363,73 @@ func softFileLimit(t *testing.T) int64 {
 		t.Fatal(err)
 	}
 	return int64(lim.Cur)
+}
+
+// TestExtentGeometry: every unit lies in exactly one extent, extents are
+// aligned blocks of at most 256 units, and the walk over a range gives
+// pieces that add up to it, up to the last slot of a sealed file, whose
+// extent ends past math.MaxInt64.
+func TestExtentGeometry(t *testing.T) {
+	last := int64(MaxSize/PageSize) - 1
+	units := []int64{last, last - 1, last - 255, last - 256}
+	for u := int64(0); u < 3*extentPages; u++ {
+		units = append(units, u)
+	}
+	for _, u := range units {
+		idx, first, length := extentOf(u)
+		if u < first || u >= first+length || length > extentPages || length&(length-1) != 0 || first%length != 0 {
+			t.Fatalf("unit %d: extent %d = [%d, +%d)", u, idx, first, length)
+		}
+		if f, l := extentSpan(idx); f != first || l != length {
+			t.Fatalf("extentSpan(%d) = %d, %d; extentOf(%d) says %d, %d", idx, f, l, u, first, length)
+		}
+	}
+	for _, unit := range []int64{PageSize, slotSize} {
+		s := &sharedSpace{sf: &sharedFile{unit: unit}}
+		for _, off := range []int64{0, 5, 3*unit - 1, last*unit - 7, last * unit} {
+			n := min(3*unit, math.MaxInt64-off)
+			var sum int64
+			s.each(off, n, false, func(pos, part, at int64) error {
+				if part <= 0 || pos != off+sum || at != -1 {
+					t.Fatalf("unit %d, offset %d: piece at %d of %d bytes (at %d) after %d", unit, off, pos, part, at, sum)
+				}
+				sum += part
+				return nil
+			})
+			if sum != n {
+				t.Errorf("unit %d, offset %d: pieces add up to %d of %d", unit, off, sum, n)
+			}
+		}
+	}
+}
+
+// TestLastExtentPunch: the extent of a sealed file's last pages ends past
+// math.MaxInt64 in the file's own offsets; a punch of one page of it
+// frees that page, not the extent with the pages still in it.
+func TestLastExtentPunch(t *testing.T) {
+	const P = PageSize
+	eachDiskTier(t, func(t *testing.T, p *Pool) {
+		f := p.NewFile(newAcct())
+		defer f.Close()
+		end := int64(MaxSize)
+		data := pat(3*P, 4)
+		if _, err := f.WriteAt(data, end-3*P); errors.Is(err, syscall.EFBIG) {
+			// A plain file this large has a dedicated spill file, where
+			// offset X is offset X: ext4 stops at 16 TiB.
+			t.Skipf("the spill disk: %v", err)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.PunchHole(end-3*P, P); err != nil {
+			t.Fatal(err)
+		}
+		p.reclaim.drain()
+		buf := make([]byte, 3*P)
+		if n, err := f.ReadAt(buf, end-3*P); n != len(buf) || err != nil || !bytes.Equal(buf, image(3*P, P, data[P:])) {
+			t.Errorf("after punching the first of the last 3 pages: %d, %v, equal %v", n, err, bytes.Equal(buf, image(3*P, P, data[P:])))
+		}
+		if f.Allocated() != 2*P {
+			t.Errorf("Allocated %d, want %d", f.Allocated(), 2*P)
+		}
+	})
 }
