@@ -104,6 +104,7 @@ type Pool struct {
 
 	sharedMu sync.Mutex
 	shared   []*sharedFile // opened at the first spill; guarded by sharedMu
+	closing  atomic.Bool   // Close has begun: no spill file is made any more
 
 	spills    atomic.Int64
 	files     atomic.Int64
@@ -275,6 +276,9 @@ func (p *Pool) newDiskTier(size int64) (diskTier, error) {
 func (p *Pool) sharedFile() (*sharedFile, error) {
 	p.sharedMu.Lock()
 	defer p.sharedMu.Unlock()
+	if p.closing.Load() {
+		return nil, ErrClosed
+	}
 	if p.shared == nil {
 		unit := int64(PageSize)
 		if p.seal != nil {
@@ -302,6 +306,9 @@ func (p *Pool) sharedFile() (*sharedFile, error) {
 // newDedicated opens a dedicated spill file, or returns nil if the budget
 // is used up or the open fails: the file then goes to the shared files.
 func (p *Pool) newDedicated() *dedicatedFile {
+	if p.closing.Load() {
+		return nil
+	}
 	for {
 		n := p.dedicated.Load()
 		if n >= p.maxDedicated {
@@ -405,6 +412,7 @@ func (p *Pool) Close() error {
 		live = append(live, f)
 	}
 	p.mu.Unlock()
+	p.closing.Store(true)
 	p.sharedMu.Lock()
 	for _, sf := range p.shared {
 		sf.closing.Store(true) // closing them frees every block: no punches

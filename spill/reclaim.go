@@ -133,10 +133,20 @@ func (r *reclaimer) submit(j reclaimJob) {
 	j.run()
 }
 
-// drain waits until every free queued before it is done.
+// drain waits until every free queued before it is done. It waits for
+// room in the queue rather than run its marker in place, which would not
+// wait for what is queued; the reclaimer takes no lock of ours, so room
+// comes.
 func (r *reclaimer) drain() {
 	done := make(chan struct{})
-	r.submit(reclaimJob{then: func() { close(done) }})
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return // stop ran everything, or is running it for its caller
+	}
+	r.pending.Add(1)
+	r.jobs <- reclaimJob{then: func() { close(done) }}
+	r.mu.Unlock()
 	<-done
 }
 
