@@ -69,8 +69,9 @@ func (d *diskPages) close() error {
 // of its store, holes and zeros left to the file system.
 type plainDisk struct {
 	diskPages
-	// shared reports that no dedicated file could be opened for this
-	// file: it stays in the shared files and does not try again.
+	// stayShared: a dedicated file could not be made for this file (the
+	// open or the copy failed); it stays in the shared files for good
+	// rather than try again at every write.
 	stayShared bool
 }
 
