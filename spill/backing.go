@@ -17,8 +17,6 @@ type backedTier interface {
 	backingFile() *os.File
 }
 
-func (d *plainDisk) backingFile() *os.File { return d.f }
-
 var _ backedTier = (*plainDisk)(nil)
 
 // PinBacking returns the file's backing file, if its bytes all live in one
@@ -48,7 +46,7 @@ func (f *File) PinBacking() (backing *os.File, unpin func(), ok bool) {
 		return nil, nil, false
 	}
 	b, isBacked := f.tier.(backedTier)
-	if !isBacked {
+	if !isBacked || b.backingFile() == nil {
 		return nil, nil, false
 	}
 	if f.pins == 0 {

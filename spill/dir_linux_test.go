@@ -65,7 +65,7 @@ func TestPrivateDirSwapped(t *testing.T) {
 func spillFileDir(t *testing.T, f *File) string {
 	t.Helper()
 	f.mu.RLock()
-	fd := diskOf(t, f).f.Fd()
+	fd := diskOf(t, f).osFile().Fd()
 	f.mu.RUnlock()
 	target, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(fd)))
 	if err != nil {
@@ -85,13 +85,16 @@ func sameDir(t *testing.T, a, b string) bool {
 // days) may remove the private directory of a long-running mount, which
 // holds no names since its files are unnamed. Spills must go on: the pool
 // makes a new private directory, relative to the spill directory it holds
-// open, and Close removes that one.
+// open, and Close removes that one. Small files go on into the shared
+// spill files opened at the first spill; the files of each round are large
+// enough for a dedicated spill file, which is made in the new directory.
 func TestPrivateDirRemoved(t *testing.T) {
 	parent := t.TempDir()
 	p, err := NewPool(Config{Dir: parent, Threshold: 0, RAMBudget: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.dedicatedMin = 2 * PageSize
 	before := p.NewFile(newAcct())
 	old := pat(PageSize+1, 3)
 	if _, err := before.WriteAt(old, 0); err != nil || !before.OnDisk() {
@@ -114,6 +117,12 @@ func TestPrivateDirRemoved(t *testing.T) {
 		}
 		checkContents(t, f, data)
 		f.Close()
+		small := p.NewFile(newAcct())
+		if _, err := small.WriteAt(old, 0); err != nil || !small.OnDisk() {
+			t.Fatalf("round %d: a small file's spill: %v, on disk %v", round, err, small.OnDisk())
+		}
+		checkContents(t, small, old)
+		small.Close()
 	}
 	checkContents(t, before, old)
 	before.Close()

@@ -12,11 +12,33 @@ const (
 	fallocPunchHole = 0x02
 )
 
-// diskPages is what the two disk tiers share: the unnamed spill file in the
-// pool's private directory, and the set of pages allocated in it, which
-// answers for allocation and seeks without asking the disk.
+// store is where a disk tier's bytes are: a dedicated unnamed file of
+// the file's own (dedicatedFile), or its extents in one of the pool's
+// shared files (sharedSpace). Offsets are the tier's own either way: the
+// store places them.
+type store interface {
+	io.ReaderAt
+	io.WriterAt
+	// allocate reserves [off, off+n) on disk, like fallocate(2) mode 0,
+	// or FALLOC_FL_KEEP_SIZE if keepSize.
+	allocate(off, n int64, keepSize bool) error
+	// punch zeroes [off, off+n), freeing the blocks it covers whole.
+	punch(off, n int64) error
+	// truncate zeroes everything from size on; a dedicated file is also
+	// cut there.
+	truncate(size int64) error
+	// release frees everything, the disk's part off the request path;
+	// the store is not used again.
+	release()
+	// file is the store's dedicated file, nil for a shared one.
+	file() *os.File
+}
+
+// diskPages is what the two disk tiers share: the store of the spilled
+// bytes, and the set of pages allocated in it, which answers for
+// allocation and seeks without asking the disk.
 type diskPages struct {
-	f     *os.File
+	st    store
 	pages pageSet
 }
 
@@ -38,14 +60,27 @@ func (d *diskPages) next(pg int64, data bool) (int64, bool) {
 	return d.pages.nextClear(pg), true
 }
 
-func (d *diskPages) close() error { return d.f.Close() }
+func (d *diskPages) close() error {
+	d.st.release()
+	return nil
+}
 
-// plainDisk is the disk tier in the clear: page pg at offset pg*PageSize,
-// holes and zeros left to the file system.
-type plainDisk struct{ diskPages }
+// plainDisk is the disk tier in the clear: page pg at offset pg*PageSize
+// of its store, holes and zeros left to the file system.
+type plainDisk struct {
+	diskPages
+	// stayShared: a dedicated file could not be made for this file (the
+	// open or the copy failed); it stays in the shared files for good
+	// rather than try again at every write.
+	stayShared bool
+}
+
+// backingFile is the file's dedicated spill file, in which offset X of the
+// file is offset X, or nil while its pages are in the shared files.
+func (d *plainDisk) backingFile() *os.File { return d.st.file() }
 
 func (d *plainDisk) readAt(p []byte, off int64) (int, error) {
-	n, err := d.f.ReadAt(p, off)
+	n, err := d.st.ReadAt(p, off)
 	if n < len(p) && (err == nil || errors.Is(err, io.EOF)) {
 		// The file is shorter on disk than its logical size only if the
 		// tail is a hole that ftruncate has not been asked to cover;
@@ -58,7 +93,7 @@ func (d *plainDisk) readAt(p []byte, off int64) (int, error) {
 
 // writeAt counts as allocated only the pages of what the disk took.
 func (d *plainDisk) writeAt(p []byte, off int64) (int, error) {
-	n, err := d.f.WriteAt(p, off)
+	n, err := d.st.WriteAt(p, off)
 	if n > 0 {
 		d.pages.setRange(pageSpan(off, off+int64(n)))
 	}
@@ -66,11 +101,7 @@ func (d *plainDisk) writeAt(p []byte, off int64) (int, error) {
 }
 
 func (d *plainDisk) allocate(off, end int64, keepSize bool) error {
-	var mode uint32
-	if keepSize {
-		mode = fallocKeepSize
-	}
-	if err := fallocate(d.f, mode, off, end-off); err != nil {
+	if err := d.st.allocate(off, end-off, keepSize); err != nil {
 		return err
 	}
 	d.pages.setRange(pageSpan(off, end))
@@ -80,7 +111,7 @@ func (d *plainDisk) allocate(off, end int64, keepSize bool) error {
 // truncate cuts the disk file no further than the extent: past it the file
 // holds only zeros, and ext4 refuses a length past 16 TiB.
 func (d *plainDisk) truncate(size int64) error {
-	if err := d.f.Truncate(min(size, d.extent())); err != nil {
+	if err := d.st.truncate(min(size, d.extent())); err != nil {
 		return err
 	}
 	d.pages.clearFrom((size + PageSize - 1) / PageSize)
@@ -88,7 +119,7 @@ func (d *plainDisk) truncate(size int64) error {
 }
 
 func (d *plainDisk) punch(off, end int64) error {
-	if err := fallocate(d.f, fallocPunchHole|fallocKeepSize, off, end-off); err != nil {
+	if err := d.st.punch(off, end-off); err != nil {
 		return err
 	}
 	if first, last := pagesIn(off, end); first <= last {
@@ -110,7 +141,7 @@ func (d *plainDisk) copyFrom(r *ramPages, size int64) error {
 		if len(buf) == 0 {
 			return nil
 		}
-		_, err := d.f.WriteAt(buf, start*PageSize)
+		_, err := d.st.WriteAt(buf, start*PageSize)
 		d.pages.setRange(start, start+int64(len(buf))/PageSize-1)
 		buf, start = buf[:0], -1
 		return err
@@ -134,5 +165,53 @@ func (d *plainDisk) copyFrom(r *ramPages, size int64) error {
 	}
 	// Pages past the size (fallocate with KEEP_SIZE) were written in full;
 	// the size comes from the file, not from its last page.
-	return d.f.Truncate(max(size, int64(len(r.pages))*PageSize))
+	return d.st.truncate(max(size, int64(len(r.pages))*PageSize))
 }
+
+// dedicatedFile is a spill file of one file's own: a large plain file, so
+// that offset X of the file is offset X of one disk file. It holds a
+// descriptor, within the pool's budget for them.
+type dedicatedFile struct {
+	f    *os.File
+	pool *Pool
+}
+
+func (d *dedicatedFile) ReadAt(p []byte, off int64) (int, error) { return d.f.ReadAt(p, off) }
+
+// WriteAt writes p at off; if the disk is full while freed space waits for
+// the reclaimer, it waits for it and tries the rest once more.
+func (d *dedicatedFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := d.f.WriteAt(p, off)
+	if err != nil && d.pool.reclaim.waitIfFull(err) {
+		var more int
+		more, err = d.f.WriteAt(p[n:], off+int64(n))
+		n += more
+	}
+	return n, err
+}
+
+func (d *dedicatedFile) allocate(off, n int64, keepSize bool) error {
+	var mode uint32
+	if keepSize {
+		mode = fallocKeepSize
+	}
+	err := fallocate(d.f, mode, off, n)
+	if err != nil && d.pool.reclaim.waitIfFull(err) {
+		err = fallocate(d.f, mode, off, n)
+	}
+	return err
+}
+
+func (d *dedicatedFile) punch(off, n int64) error {
+	return fallocate(d.f, fallocPunchHole|fallocKeepSize, off, n)
+}
+
+func (d *dedicatedFile) truncate(size int64) error { return d.f.Truncate(size) }
+
+// release closes the file off the request path: its last close makes the
+// file system free its blocks, which takes time on a large file.
+func (d *dedicatedFile) release() {
+	d.pool.reclaim.close(d.f, func() { d.pool.dedicated.Add(-1) })
+}
+
+func (d *dedicatedFile) file() *os.File { return d.f }

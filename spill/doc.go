@@ -1,5 +1,5 @@
 // Package spill stores the bytes of temporary files: in RAM while a file is
-// small, on an unnamed disk file once it grows past a threshold or when the
+// small, in unnamed disk files once it grows past a threshold or when the
 // RAM budget is needed by busier files.
 //
 // It knows nothing of FUSE, paths or quotas. A [Pool] owns the RAM budget, the
@@ -11,10 +11,10 @@
 //
 // A file's bytes are in one of three tiers, each an implementation of one
 // small internal interface (tier, in tier.go) that stores, reads and frees
-// pages and knows nothing of budgets or accounters: RAM pages (ram.go), a
-// plain disk file (disk.go) and a sealed disk file (sealed.go). Which disk
-// tier a file spills into is the pool's choice, made once when it opens
-// the spill file; the File never asks.
+// pages and knows nothing of budgets or accounters: RAM pages (ram.go),
+// plain pages on disk (disk.go) and sealed pages on disk (sealed.go). Which
+// disk tier a file spills into, and where on disk its pages go (below), is
+// the pool's choice; the File never asks.
 //
 // File alone keeps the books, around every call to its tier: before a call
 // that may allocate it reserves the pages the tier says are missing, from
@@ -23,6 +23,50 @@
 // failed or not, it settles from what the tier then holds, giving back what
 // was reserved and not used and what was freed, and tells the pool, which
 // keeps the figures behind [Pool.Stats] and the LRU order.
+//
+// # Disk layout
+//
+// Spilled files cost no descriptor each. A pool opens four shared spill
+// files at its first spill (shared.go) and places each file's pages there
+// in extents: extent 0 holds page 0, extent k (1 to 8) pages [2^(k-1),
+// 2^k), and every later extent 256 pages, 1 MiB. A buddy allocator
+// (buddy.go) places each extent as one aligned block in one shared file,
+// so a small file takes at most twice its pages of address space (only
+// its pages take disk blocks) and a large one is laid out in 1 MiB runs:
+// reading it in order reads the shared file in order. Files take the
+// shared files in turn, so that writes to different files do not all
+// queue on one inode's lock. The sealed tier places its 4124-byte slots
+// the same way, a slot per unit of the allocator.
+//
+// A plain file that reaches 1 MiB moves to a dedicated spill file of its
+// own (copying its pages, as a spill does), in which offset X of the file
+// is offset X: FUSE passthrough can hand that file to the kernel. A pool
+// holds at most min(RLIMIT_NOFILE soft limit / 4, 4096) of them
+// ([Config.DedicatedFiles]); past that, large files stay in the shared
+// files. A file never moves back; small and sealed files never move.
+//
+// Freeing never waits for the disk (reclaim.go): when a file is closed,
+// truncated or punched, the extents it lets go of whole leave it and its
+// accounts at once, and a background reclaimer punches them out of the
+// shared file (FALLOC_FL_PUNCH_HOLE, runs of extents end to end in one
+// call) and only then gives them back to the allocator. A dedicated file
+// is closed there too: its last close is what makes the file system free
+// its blocks. The reclaimer's queue holds 1024 frees; past that, the
+// caller frees in place, so a burst slows to the disk's pace instead of
+// piling up work. A write or fallocate that finds the disk full while
+// frees are queued waits for them and tries once more, so that what a
+// delete gave back is there for the next write. The reclaimer takes what
+// is queued in batches of up to 256 files, sorted by place, so extents
+// freed together that lie end to end take one punch. [Pool.Close] punches
+// nothing (closing the shared files frees every block at once) and runs
+// what is queued before it closes them.
+//
+// A spilled write is one pwrite into its spill file (one per extent it
+// crosses); nothing else is asked of the disk. RAM per spilled file,
+// measured (Go heap after GC, 20,000 files): 437 bytes for a 4 KiB file
+// in the shared files (File, tier and page set together), 487 for a 12 KiB
+// one; each extent takes 16 bytes and the page set about 8 bytes per 64
+// pages. A 1.2 MiB file in a dedicated spill file took 653.
 //
 // An argument no call can accept (a negative offset, length, size or
 // amount, a range past the largest offset) is an error wrapping
@@ -51,6 +95,14 @@
 //   - Spilled data lives in files that never have a name (O_TMPFILE on Linux,
 //     create-then-unlink elsewhere): if the process dies the kernel frees
 //     them, so there is nothing to sweep.
+//   - Every unit of a shared file that the allocator holds free reads as
+//     zeros: it was never written, or it was punched before it went back.
+//     So a new owner's holes read as zeros, and a freed extent is never
+//     placed again while its old bytes are on disk. A block whose punch
+//     fails is never placed again.
+//   - The shared files' size covers every block in them: their blocks are
+//     allocated with fallocate mode 0, never KEEP_SIZE, since ext4 does not
+//     punch past the end of a file.
 //   - The private directory is made and opened once; every spill file is
 //     made relative to its descriptor, and the directory is removed relative
 //     to the spill directory's, never following a symlink. No path is
@@ -59,8 +111,9 @@
 //     itself must be one in which no other user can do that (CheckDir):
 //     owned by root or by us, and sticky if others may write it. If the
 //     private directory is removed (a tmp cleaner ages empty directories
-//     out), the next spill makes a new one relative to the spill
-//     directory's descriptor, which the pool holds for its life.
+//     out), the next spill file made (the shared ones, or a dedicated one)
+//     goes into a new one made relative to the spill directory's
+//     descriptor, which the pool holds for its life.
 //
 // # Pinned backing files
 //
@@ -99,28 +152,30 @@
 // crypto/rand, one per pool, and keeps it only in memory; every page that
 // goes to disk is sealed with AES-GCM on the way:
 //
-//   - Layout: page pg of a spill file is a slot of 4124 bytes at offset
-//     pg*4124: a 12-byte nonce, the 4096 bytes of ciphertext, the 16-byte
-//     tag. Each page is sealed on its own, so a write, read, truncate or
-//     punch touches only the slots of its pages, and a part-page write,
-//     truncate or punch opens the slot, changes the plaintext and seals it
-//     again. A page that is not allocated has no slot (a hole in the spill
-//     file); a page that fallocate added and nothing has written since has
-//     its slot reserved on disk but not sealed. Both read as zeros without
-//     touching the disk. Truncate cuts the spill file after the last slot
-//     kept; a punch frees the slots of the pages it covers whole.
+//   - Layout: page pg of a file is a slot of 4124 bytes, slot pg of its
+//     extents in the shared files: a 12-byte nonce, the 4096 bytes of
+//     ciphertext, the 16-byte tag. Each page is sealed on its own, so a
+//     write, read, truncate or punch touches only the slots of its pages,
+//     and a part-page write, truncate or punch opens the slot, changes the
+//     plaintext and seals it again. A page that is not allocated has no
+//     slot (a hole); a page that fallocate added and nothing has written
+//     since has its slot reserved on disk but not sealed. Both read as
+//     zeros without touching the disk. Truncate frees the slots past the
+//     last one kept; a punch frees the slots of the pages it covers whole.
 //   - Nonces: a 64-bit counter per pool (the key's lifetime) fills the low 8
 //     bytes of the nonce, the high 4 are zero, and every seal takes the next
 //     value: no nonce is ever used twice under a key. 2^64 seals of 4 KiB
 //     are beyond reach.
-//   - Additional data: the spill file's id (a counter of the pool) and the
-//     page index, so that a slot copied to another page or another file
-//     does not open. A slot that does not open, or that is missing, gives
+//   - Additional data: the file's id (a counter of the pool) and the page
+//     index, not where the slot lies, so that a slot copied to another page
+//     or another file, or left behind in a block placed again, does not
+//     open. A slot that does not open, or that is missing, gives
 //     an error wrapping [ErrCorrupt] and none of the page's bytes.
 //
 // It protects what reaches the disk, while the daemon runs and after: the
 // blocks freed by punches, truncates and closed files, and the spill files
-// of a daemon that was killed or crashed, whose key died with it. It does
+// of a daemon that was killed or crashed, whose key died with it. Sealed
+// files never get a dedicated spill file: they stay in the shared ones. It does
 // not protect the key itself nor the RAM tier, which live in the daemon's
 // memory: whoever can read that memory (ptrace, /proc/PID/mem, a core dump,
 // unencrypted swap) can read the data. Nor does it notice a slot put back
@@ -149,4 +204,11 @@
 // them after releasing Pool.mu. SetRAMBudget and SetThreshold, which must
 // move every file they pick, wait for each file's lock with Pool.mu not
 // held; their caller must hold no File's lock.
+//
+// Under File.mu a spill takes Pool.sharedMu (to open the shared files, the
+// first time) and placing an extent takes sharedFile.mu; each is released
+// before anything else is taken, and neither is held with Pool.mu. The
+// reclaimer's goroutine takes only sharedFile.mu, never a File's lock, so
+// a writer may wait for it (a full disk) while holding its File's lock.
+// reclaimer.mu only guards its queue.
 package spill

@@ -325,6 +325,9 @@ func (f *File) reserveLocked(off, end int64) (int64, error) {
 			return 0, err
 		}
 	}
+	if d, ok := f.tier.(*plainDisk); ok && max(end, f.size) >= f.pool.dedicatedMin {
+		f.pool.promote(d, f.size)
+	}
 	inRAM := f.inRAMLocked()
 	if inRAM {
 		f.pool.touch(f) // a write is a use, for the LRU order as much as a read
@@ -371,7 +374,7 @@ func (f *File) spillLocked() error {
 	if !ok {
 		return nil
 	}
-	d, err := f.pool.newDiskTier()
+	d, err := f.pool.newDiskTier(f.size)
 	if err != nil {
 		return err
 	}

@@ -138,6 +138,15 @@ func diskOf(t testing.TB, f *File) *diskPages {
 	return nil
 }
 
+// osFile is the disk file that holds d's bytes: its dedicated file, or
+// the shared file its extents are in.
+func (d *diskPages) osFile() *os.File {
+	if f := d.st.file(); f != nil {
+		return f
+	}
+	return d.st.(*sharedSpace).sf.f
+}
+
 // pat returns n bytes of a pattern that never contains zero.
 func pat(n int, seed byte) []byte {
 	b := make([]byte, n)
@@ -605,12 +614,6 @@ func TestSpillFailureChangesNothing(t *testing.T) {
 		{"spill directory removed", func(t *testing.T, p *Pool) func() {
 			removeSpillDirs(t, p)
 			return nil
-		}},
-		{"spill files capped", func(t *testing.T, p *Pool) func() {
-			other := p.NewFile(newAcct())
-			forceSpill(t, other)
-			p.maxDisk = 1
-			return func() { other.Close() }
 		}},
 	}
 	for _, br := range breaks {
@@ -1152,10 +1155,19 @@ func checkPool(t testing.TB, p *Pool, files []*File) {
 		} else {
 			want.DiskBytes += alloc
 			want.DiskFiles++
+			if dedicatedOf(f) != nil {
+				want.Dedicated++
+			}
 		}
 	}
 	got := p.Stats()
 	want.Spills = got.Spills
+	// Dedicated files closed are counted until the reclaimer has closed
+	// them; never more than the budget.
+	if got.Dedicated < want.Dedicated || got.Dedicated > p.maxDedicated {
+		t.Fatalf("%d dedicated spill files open, %d in use, budget %d", got.Dedicated, want.Dedicated, p.maxDedicated)
+	}
+	want.Dedicated = got.Dedicated
 	if got != want {
 		t.Fatalf("Stats = %+v, files say %+v", got, want)
 	}
@@ -1525,37 +1537,6 @@ func TestHugeRanges(t *testing.T) {
 		}
 		acct.check(t)
 	})
-}
-
-// TestMaxDiskFiles: past the cap, a file that must spill fails with
-// ErrTooManyFiles and stays as it was; closing a spilled file makes room.
-func TestMaxDiskFiles(t *testing.T) {
-	p, err := NewPool(Config{Dir: t.TempDir(), Threshold: 0, RAMBudget: 1 << 20, MaxDiskFiles: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	var files []*File
-	for i := range 2 {
-		f := p.NewFile(newAcct())
-		if _, err := f.WriteAt([]byte("x"), 0); err != nil {
-			t.Fatalf("file %d: %v", i, err)
-		}
-		files = append(files, f)
-	}
-	third := p.NewFile(newAcct())
-	if n, err := third.WriteAt([]byte("y"), 0); n != 0 || !errors.Is(err, ErrTooManyFiles) {
-		t.Fatalf("third spill: %d, %v; want ErrTooManyFiles", n, err)
-	}
-	if third.Size() != 0 || third.OnDisk() {
-		t.Errorf("refused spill changed the file: size %d, on disk %v", third.Size(), third.OnDisk())
-	}
-	files[0].Close()
-	if _, err := third.WriteAt([]byte("y"), 0); err != nil {
-		t.Fatalf("after a close: %v", err)
-	}
-	third.Close()
-	files[1].Close()
 }
 
 // TestMaxSize: in both disk tiers a file may be MaxSize bytes long and no

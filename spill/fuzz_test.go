@@ -108,5 +108,8 @@ func FuzzFile(f *testing.F) {
 		encrypted := fuzzConfig
 		encrypted.encrypt = true
 		runModel(t, t.TempDir(), encrypted, ops)
+		dedicated := fuzzConfig
+		dedicated.dedicatedMin, dedicated.dedicated = 4*PageSize, 1
+		runModel(t, t.TempDir(), dedicated, ops)
 	})
 }

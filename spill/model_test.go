@@ -256,6 +256,10 @@ type modelConfig struct {
 	limits            []int64 // per file accounter limit, -1 for none
 	maxOff, maxLen    int64
 	encrypt           bool
+	// dedicatedMin, if not 0, is the size from which a plain file moves
+	// to a dedicated spill file, of which the pool may hold dedicated
+	// (Config.DedicatedFiles).
+	dedicatedMin, dedicated int64
 }
 
 var defaultModelConfig = modelConfig{
@@ -299,11 +303,14 @@ func randOp(r *rand.Rand, cfg modelConfig, nFiles int) op {
 // its model and the pool against its files after every step.
 func runModel(t testing.TB, dir string, cfg modelConfig, ops []op) {
 	t.Helper()
-	p, err := NewPool(Config{Dir: dir, Threshold: cfg.threshold, RAMBudget: cfg.budget, Encrypt: cfg.encrypt})
+	p, err := NewPool(Config{Dir: dir, Threshold: cfg.threshold, RAMBudget: cfg.budget, Encrypt: cfg.encrypt, DedicatedFiles: cfg.dedicated})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	if cfg.dedicatedMin > 0 {
+		p.dedicatedMin = cfg.dedicatedMin
+	}
 	models := make([]*model, len(cfg.limits))
 	files := make([]*File, len(cfg.limits))
 	for i, limit := range cfg.limits {
@@ -327,6 +334,7 @@ func runModel(t testing.TB, dir string, cfg modelConfig, ops []op) {
 	if st := p.Stats(); st.RAMBytes != 0 || st.DiskBytes != 0 || st.Files != 0 || st.DiskFiles != 0 {
 		t.Fatalf("Stats after closing every file = %+v", st)
 	}
+	checkSharedEmpty(t, p)
 	checkEmptyDir(t, p)
 }
 
@@ -340,6 +348,18 @@ func TestModel(t *testing.T) {
 		"tiny budget": {
 			threshold: 64 << 10, budget: 4 * PageSize, limits: []int64{-1, -1, -1},
 			maxOff: 48 << 10, maxLen: 2 * PageSize,
+		},
+		// Many small files sharing the shared spill files, closed and
+		// made again often: extents are freed and placed again.
+		"small files": {
+			threshold: 0, budget: 1 << 20, limits: []int64{-1, -1, -1, -1, -1, 6 * PageSize},
+			maxOff: 20 << 10, maxLen: 2 * PageSize,
+		},
+		// Files past 8 pages move to a dedicated spill file, one at a
+		// time: the others stay in the shared files.
+		"dedicated": {
+			threshold: 8 << 10, budget: 1 << 20, limits: []int64{-1, -1, 10 * PageSize},
+			maxOff: 96 << 10, maxLen: 5 * PageSize, dedicatedMin: 8 * PageSize, dedicated: 1,
 		},
 	}
 	for name, cfg := range maps.Clone(configs) {

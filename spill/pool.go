@@ -34,12 +34,11 @@ type Config struct {
 	// key drawn at NewPool and held only in memory (see the package
 	// documentation). RAM pages are not encrypted.
 	Encrypt bool
-	// MaxDiskFiles caps how many files may be on disk at once; 0 is no
-	// cap. Each spilled file holds one descriptor, so the caller sets it
-	// below its descriptor limit: past it, a file that must spill fails
-	// with ErrTooManyFiles instead of the process running out of
-	// descriptors for everything else.
-	MaxDiskFiles int64
+	// DedicatedFiles caps how many large plain files may have a spill
+	// file (and a descriptor) of their own; the others share a few spill
+	// files, however many they are. 0 picks min(RLIMIT_NOFILE/4, 4096)
+	// from the soft limit at NewPool; a negative number allows none.
+	DedicatedFiles int64
 	// ProcessAlive reports whether a process of ours still runs. NewPool
 	// removes the empty private directories that dead pools (processes
 	// killed before their Close) left in Dir, and asks it which are dead;
@@ -55,6 +54,7 @@ type Stats struct {
 	Spills    int64 // files moved from RAM to disk so far
 	Files     int64 // live files, in either tier
 	DiskFiles int64 // live files on disk
+	Dedicated int64 // descriptors held for spill files of one file's own
 }
 
 // ErrClosed is returned by operations on a closed file or pool.
@@ -78,10 +78,10 @@ var ErrInvalid = errors.New("spill: invalid argument")
 // would take a file past MaxSize. EFBIG in POSIX terms.
 var ErrTooLarge = errors.New("spill: file too large")
 
-// ErrTooManyFiles: a file must spill but the pool already holds as many
-// spill files as it may (Config.MaxDiskFiles) or the process is out of
-// descriptors. The file stays as it was; ENOSPC in POSIX terms.
-var ErrTooManyFiles = errors.New("spill: too many files on disk (one descriptor each)")
+// ErrTooManyFiles: a file must spill but the process is out of
+// descriptors for the pool's first shared spill files. The file stays as
+// it was; ENOSPC in POSIX terms.
+var ErrTooManyFiles = errors.New("spill: out of descriptors for spill files")
 
 // ErrNoRAM says the pool could not find RAM: a file then spills, and
 // HoldRAM fails with it. ENOSPC in POSIX terms.
@@ -95,7 +95,16 @@ type Pool struct {
 	dir       *privateDir  // holds the unnamed spill files
 	pages     pageCache
 	seal      *sealer // non-nil if spilled pages are encrypted
-	maxDisk   int64   // most files on disk at once; 0: no cap
+	reclaim   *reclaimer
+
+	maxDedicated int64        // most dedicated spill files at once
+	dedicatedMin int64        // a plain file this large gets a dedicated file
+	dedicated    atomic.Int64 // dedicated files open (until the reclaimer closes them)
+	nextShared   atomic.Uint64
+
+	sharedMu sync.Mutex
+	shared   []*sharedFile // opened at the first spill; guarded by sharedMu
+	closing  atomic.Bool   // Close has begun: no spill file is made any more
 
 	spills    atomic.Int64
 	files     atomic.Int64
@@ -131,7 +140,11 @@ func NewPool(cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spill: %s: %w", cfg.Dir, err)
 	}
-	p := &Pool{dir: dir, seal: seal, maxDisk: cfg.MaxDiskFiles, live: make(map[*File]struct{})}
+	p := &Pool{
+		dir: dir, seal: seal, reclaim: newReclaimer(),
+		maxDedicated: dedicatedBudget(cfg.DedicatedFiles), dedicatedMin: dedicatedMinSize,
+		live: make(map[*File]struct{}),
+	}
 	p.threshold.Store(cfg.Threshold)
 	p.budget.Store(cfg.RAMBudget)
 	return p, nil
@@ -214,23 +227,159 @@ func (p *Pool) spillColdest(match func(*File) bool, done func() bool) error {
 	return nil
 }
 
-// newDiskTier opens a spill file for one of the pool's files, sealed if the
-// pool encrypts: the file that spills into it need not know which.
-func (p *Pool) newDiskTier() (diskTier, error) {
-	if p.maxDisk > 0 && p.diskFiles.Load() >= p.maxDisk {
-		return nil, ErrTooManyFiles
+// sharedFiles is how many shared spill files a pool has: writes to one
+// file queue on its inode's lock, so a few let spilled files be written in
+// parallel.
+const sharedFiles = 4
+
+// dedicatedMinSize is the size from which a plain spilled file gets a
+// spill file of its own, within the pool's budget for them.
+const dedicatedMinSize = 1 << 20
+
+// dedicatedBudget is how many dedicated spill files a pool may hold for
+// the configured figure n: a quarter of the descriptor limit and 4096 at
+// most by default, so that the rest of the process keeps most descriptors.
+func dedicatedBudget(n int64) int64 {
+	if n != 0 {
+		return max(n, 0)
 	}
-	f, err := p.dir.newFile()
-	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-		return nil, fmt.Errorf("%w: %v", ErrTooManyFiles, err)
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
+		return 0
 	}
+	return int64(min(uint64(lim.Cur)/4, 4096))
+}
+
+// newDiskTier makes the disk tier a file of size bytes spills into: a
+// dedicated spill file for a large plain file while the budget allows,
+// extents in a shared spill file otherwise, sealed if the pool encrypts.
+// The file that spills need not know which.
+func (p *Pool) newDiskTier(size int64) (diskTier, error) {
+	if p.seal == nil && size >= p.dedicatedMin {
+		if d := p.newDedicated(); d != nil {
+			return &plainDisk{diskPages: diskPages{st: d}}, nil
+		}
+	}
+	sf, err := p.sharedFile()
 	if err != nil {
 		return nil, err
 	}
+	space := &sharedSpace{sf: sf, pool: p}
 	if p.seal != nil {
-		return &sealedDisk{diskPages: diskPages{f: f}, seal: p.seal, id: p.seal.fileIDs.Add(1)}, nil
+		return &sealedDisk{diskPages: diskPages{st: space}, seal: p.seal, id: p.seal.fileIDs.Add(1)}, nil
 	}
-	return &plainDisk{diskPages{f: f}}, nil
+	return &plainDisk{diskPages: diskPages{st: space}}, nil
+}
+
+// sharedFile returns one of the shared spill files, in turn, opening them
+// all at the first call.
+func (p *Pool) sharedFile() (*sharedFile, error) {
+	p.sharedMu.Lock()
+	defer p.sharedMu.Unlock()
+	if p.closing.Load() {
+		return nil, ErrClosed
+	}
+	if p.shared == nil {
+		unit := int64(PageSize)
+		if p.seal != nil {
+			unit = slotSize
+		}
+		files := make([]*sharedFile, 0, sharedFiles)
+		for range sharedFiles {
+			f, err := p.dir.newFile()
+			if err != nil {
+				for _, sf := range files {
+					sf.f.Close()
+				}
+				if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+					err = fmt.Errorf("%w: %v", ErrTooManyFiles, err)
+				}
+				return nil, err
+			}
+			files = append(files, &sharedFile{f: f, unit: unit})
+		}
+		p.shared = files
+	}
+	return p.shared[p.nextShared.Add(1)%sharedFiles], nil
+}
+
+// newDedicated opens a dedicated spill file, or returns nil if the budget
+// is used up or the open fails: the file then goes to the shared files.
+func (p *Pool) newDedicated() *dedicatedFile {
+	if p.closing.Load() {
+		return nil
+	}
+	for {
+		n := p.dedicated.Load()
+		if n >= p.maxDedicated {
+			return nil
+		}
+		if p.dedicated.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	f, err := p.dir.newFile()
+	if err != nil {
+		p.dedicated.Add(-1)
+		return nil
+	}
+	return &dedicatedFile{f: f, pool: p}
+}
+
+// promote moves a plain file of size bytes from the shared files to a
+// dedicated file of its own, if the budget allows. Its pages and their
+// accounting do not change; if the move fails it stays where it was, for
+// good.
+func (p *Pool) promote(d *plainDisk, size int64) {
+	if d.stayShared || d.st.file() != nil {
+		return
+	}
+	space, ok := d.st.(*sharedSpace)
+	if !ok {
+		return
+	}
+	ded := p.newDedicated()
+	if ded == nil {
+		return // the budget is full: try again later
+	}
+	if err := copyPages(ded, space, &d.pages); err == nil {
+		err = ded.truncate(max(size, d.extent()))
+		if err == nil {
+			d.st = ded
+			space.release()
+			return
+		}
+	}
+	ded.release()
+	d.stayShared = true
+}
+
+// copyPages copies the allocated pages of space to ded, a run of pages in
+// one extent at a time.
+func copyPages(ded *dedicatedFile, space *sharedSpace, pages *pageSet) error {
+	buf := make([]byte, 0, extentPages*PageSize)
+	for _, e := range space.exts {
+		first, length := extentSpan(e.idx)
+		for pg := first; pg < first+length; {
+			if !pages.has(pg) {
+				pg++
+				continue
+			}
+			run := int64(1)
+			for pg+run < first+length && pages.has(pg+run) {
+				run++
+			}
+			b := buf[:run*PageSize]
+			if _, err := space.ReadAt(b, pg*PageSize); err != nil {
+				return err
+			}
+			if _, err := ded.WriteAt(b, pg*PageSize); err != nil {
+				return err
+			}
+			pg += run
+		}
+	}
+	return nil
 }
 
 // Stats returns the pool's current figures.
@@ -244,6 +393,7 @@ func (p *Pool) Stats() Stats {
 		Spills:    p.spills.Load(),
 		Files:     p.files.Load(),
 		DiskFiles: p.diskFiles.Load(),
+		Dedicated: p.dedicated.Load(),
 	}
 }
 
@@ -262,12 +412,25 @@ func (p *Pool) Close() error {
 		live = append(live, f)
 	}
 	p.mu.Unlock()
+	p.closing.Store(true)
+	p.sharedMu.Lock()
+	for _, sf := range p.shared {
+		sf.closing.Store(true) // closing them frees every block: no punches
+	}
+	p.sharedMu.Unlock()
 	var first error
 	for _, f := range live { // File.Close takes f.mu, then p.mu: not held here
 		if err := f.Close(); err != nil && first == nil {
 			first = err
 		}
 	}
+	p.reclaim.stop() // every file is closed: their frees are all queued
+	p.sharedMu.Lock()
+	for _, sf := range p.shared {
+		sf.f.Close()
+	}
+	p.shared = nil
+	p.sharedMu.Unlock()
 	if err := p.dir.remove(); err != nil && first == nil {
 		first = err
 	}
@@ -341,8 +504,8 @@ func (p *Pool) ReleaseRAM(n int64) {
 // pickVictimLocked returns a RAM file other than self, locked and ready to
 // spill, or nil. It looks at the coldest files (the back of the LRU list)
 // whose lock it can take without waiting and picks the one holding the
-// most RAM: spilling a large cold file frees more RAM for one descriptor
-// than spilling many tiny ones.
+// most RAM: spilling a large cold file frees more RAM for one spill than
+// spilling many tiny ones.
 func (p *Pool) pickVictimLocked(self *File) *File {
 	const maxTries = 16
 	var best *File

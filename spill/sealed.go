@@ -128,7 +128,7 @@ func (d *sealedDisk) sealed(pg int64) bool {
 // Those slots were all written, so a short read means the file was cut
 // under us.
 func (d *sealedDisk) readSlots(b []byte, first int64) error {
-	n, err := d.f.ReadAt(b, first*slotSize)
+	n, err := d.st.ReadAt(b, first*slotSize)
 	if n == len(b) {
 		return nil
 	}
@@ -164,7 +164,7 @@ func (d *sealedDisk) zeroInPage(pg, lo, hi int64) error {
 	}
 	clear(b.page[lo:hi])
 	s.seal(b, slot, b.page[:], d.id, pg, s.reserve(1))
-	_, err := d.f.WriteAt(slot, pg*slotSize)
+	_, err := d.st.WriteAt(slot, pg*slotSize)
 	return err
 }
 
@@ -247,7 +247,7 @@ func (d *sealedDisk) writeAt(p []byte, off int64) (int, error) {
 			}
 			s.seal(b, slot, plain, d.id, q, nonce+uint64(built))
 		}
-		w, werr := d.f.WriteAt(slots[:built*slotSize], pg*slotSize)
+		w, werr := d.st.WriteAt(slots[:built*slotSize], pg*slotSize)
 		if whole := int64(w / slotSize); whole > 0 {
 			d.pages.setRange(pg, pg+whole-1)
 			if d.fresh.count > 0 {
@@ -274,7 +274,7 @@ func (d *sealedDisk) truncate(size int64) error {
 	}
 	// No slot lies past the pages ever allocated: the disk file need not
 	// be longer (and ext4 refuses a length past 16 TiB).
-	if err := d.f.Truncate(min(keep, d.pages.limit) * slotSize); err != nil {
+	if err := d.st.truncate(min(keep, d.pages.limit) * slotSize); err != nil {
 		return err
 	}
 	d.pages.clearFrom(keep)
@@ -289,7 +289,7 @@ func (d *sealedDisk) truncate(size int64) error {
 // first so that a failure leaves the page set true to the disk.
 func (d *sealedDisk) punch(off, end int64) error {
 	if first, last := pagesIn(off, end); first <= last {
-		if err := fallocate(d.f, fallocPunchHole|fallocKeepSize, first*slotSize, (last-first+1)*slotSize); err != nil {
+		if err := d.st.punch(first*slotSize, (last-first+1)*slotSize); err != nil {
 			return err
 		}
 		d.pages.clearRange(first, last)
@@ -315,7 +315,7 @@ func (d *sealedDisk) punch(off, end int64) error {
 // file's size never matters here, so keepSize has nothing to do.
 func (d *sealedDisk) allocate(off, end int64, _ bool) error {
 	first, last := pageSpan(off, end)
-	if err := fallocate(d.f, fallocKeepSize, first*slotSize, (last-first+1)*slotSize); err != nil {
+	if err := d.st.allocate(first*slotSize, (last-first+1)*slotSize, true); err != nil {
 		return err
 	}
 	for pg := first; pg <= last; pg++ {
@@ -348,7 +348,7 @@ func (d *sealedDisk) copyFrom(r *ramPages, _ int64) error {
 		for i := range n {
 			s.seal(b, slots[i*slotSize:(i+1)*slotSize], r.pages[pg+i][:], d.id, pg+i, nonce+uint64(i))
 		}
-		if _, err := d.f.WriteAt(slots, pg*slotSize); err != nil {
+		if _, err := d.st.WriteAt(slots, pg*slotSize); err != nil {
 			return err
 		}
 		d.pages.setRange(pg, pg+n-1)

@@ -41,7 +41,7 @@ func rawDisk(t testing.TB, f *File) []byte {
 	t.Helper()
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := os.ReadFile("/proc/self/fd/" + strconv.Itoa(int(diskOf(t, f).f.Fd())))
+	b, err := os.ReadFile("/proc/self/fd/" + strconv.Itoa(int(diskOf(t, f).osFile().Fd())))
 	if err != nil {
 		t.Skipf("reading the spill file through /proc: %v", err)
 	}
@@ -53,7 +53,7 @@ func diskSize(t testing.TB, f *File) int64 {
 	t.Helper()
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	st, err := diskOf(t, f).f.Stat()
+	st, err := diskOf(t, f).osFile().Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func rawWrite(t testing.TB, f *File, b []byte, off int64) {
 	t.Helper()
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if _, err := diskOf(t, f).f.WriteAt(b, off); err != nil {
+	if _, err := diskOf(t, f).st.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -75,7 +75,7 @@ func rawRead(t testing.TB, f *File, n int, off int64) []byte {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	b := make([]byte, n)
-	if _, err := io.ReadFull(io.NewSectionReader(diskOf(t, f).f, off, int64(n)), b); err != nil {
+	if _, err := io.ReadFull(io.NewSectionReader(diskOf(t, f).st, off, int64(n)), b); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -175,9 +175,12 @@ func TestSealedNoPlaintextOnDisk(t *testing.T) {
 				t.Fatalf("8 bytes of plaintext at byte %d of the spill file", j)
 			}
 		}
-		// The slots stop at the last page kept.
-		if got, want := len(raw), (411*P+200+P-1)/P*slotSize; got != want {
-			t.Errorf("spill file holds %d bytes, want %d", got, want)
+		// No slot is left past the last page kept, once the reclaimer
+		// has punched the extents the truncate let go of.
+		f.pool.reclaim.drain()
+		raw = rawDisk(t, f)
+		if want := (411*P + 200 + P - 1) / P * slotSize; len(raw) > want && !bytes.Equal(raw[want:], make([]byte, len(raw)-want)) {
+			t.Errorf("bytes past the last slot kept (%d) in the spill file", want)
 		}
 	})
 }
@@ -290,7 +293,7 @@ func TestSealedSlotsBound(t *testing.T) {
 
 	// A slot cut from the end of the file.
 	f.mu.RLock()
-	err := diskOf(t, f).f.Truncate(slotSize / 2)
+	err := diskOf(t, f).st.truncate(slotSize / 2)
 	f.mu.RUnlock()
 	if err != nil {
 		t.Fatal(err)
@@ -371,8 +374,8 @@ func TestSealedFreshPages(t *testing.T) {
 	if f.Allocated() != pages*P || acct.Balance() != pages*P {
 		t.Fatalf("Allocated %d, charged %d", f.Allocated(), acct.Balance())
 	}
-	if got := diskSize(t, f); got != slotSize {
-		t.Errorf("spill file size %d after a keep-size fallocate, want one slot", got)
+	if raw := rawDisk(t, f); len(raw) < slotSize || !bytes.Equal(raw[slotSize:], make([]byte, len(raw)-slotSize)) {
+		t.Errorf("a fallocate sealed slots: the spill file holds %d bytes, not zeros past the first slot", len(raw))
 	}
 	// Growing keeps the preallocated pages (as tmpfs does); shrinking cuts
 	// the fresh pages past the new end.
@@ -404,8 +407,10 @@ func TestSealedFreshPages(t *testing.T) {
 	acct.check(t)
 }
 
-// TestSealedLayout checks where slots live: page pg at pg*slotSize, the
-// file cut after the last page kept, punched slots gone from the disk.
+// TestSealedLayout checks where slots live: page pg at pg*slotSize of a
+// fresh shared file (the extents of the first file placed there line up
+// with its pages), the slots past the last page kept punched out after a
+// truncate, punched slots gone from the disk.
 func TestSealedLayout(t *testing.T) {
 	const P = PageSize
 	p := newSealedPool(t, 0, 1<<20)
@@ -435,8 +440,9 @@ func TestSealedLayout(t *testing.T) {
 	if err := f.Truncate(7*P + 1); err != nil {
 		t.Fatal(err)
 	}
-	if got := diskSize(t, f); got != 8*slotSize {
-		t.Errorf("after Truncate(7P+1): spill file size %d, want %d", got, 8*slotSize)
+	p.reclaim.drain()
+	if got := rawShared(t, f, 13*slotSize, 8*slotSize); !bytes.Equal(got, make([]byte, 13*slotSize)) {
+		t.Errorf("after Truncate(7P+1): the slots past page 7 still hold bytes")
 	}
 	want := image(7*P+1, 0, pat(2*P, 1), 5*P, pat(10*P, 1)[5*P:7*P+1])
 	checkContents(t, f, want)

@@ -267,7 +267,7 @@ func cutOffCopies(served <-chan struct{}, dir string, conn uint32, logger *slog.
 
 func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) (*fuse.Server, *spoolfs.FS, *fuseuring.Transport, error) {
 	spillConfig := c.spill
-	spillConfig.MaxDiskFiles, spillConfig.ProcessAlive = maxSpillFiles(), proc.Alive
+	spillConfig.ProcessAlive = proc.Alive
 	pool, err := spill.NewPool(spillConfig)
 	if err != nil {
 		return nil, nil, nil, err
@@ -384,19 +384,9 @@ func unwrapMountError(err error) error {
 	return err
 }
 
-// maxSpillFiles leaves room under the descriptor limit for everything
-// that is not a spill file: FUSE, the metrics server, logs.
-func maxSpillFiles() int64 {
-	const reserve = 1024
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil || lim.Cur > 1<<30 {
-		return 0
-	}
-	return max(int64(lim.Cur)-reserve, 64)
-}
-
-// raiseFileLimit lifts the soft limit on descriptors to the hard one: each
-// spilled file holds one.
+// raiseFileLimit lifts the soft limit on descriptors to the hard one: the
+// spill pool gives a quarter of it (4096 at most) to large spilled files,
+// one descriptor each, and open files' handles take their own.
 func raiseFileLimit() {
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
