@@ -57,7 +57,7 @@ func TestPassthroughFallsBackWhenRefused(t *testing.T) {
 func TestPassthroughEpisodeEnds(t *testing.T) {
 	m := mountSessions(t, sessOpts{spillAll: true})
 	p := filepath.Join(m.dir, "f")
-	data := pattern(8, 256<<10)
+	data := pattern(8, 2<<20) // large enough for a spill file of its own
 	writeDirect(t, p, data)
 	n := m.f.root.GetChild("f").Operations().(*fileNode)
 	waitNoWriters(t, n)

@@ -31,7 +31,12 @@ func TestPinBackingOnlyPlainSpilledFiles(t *testing.T) {
 	if _, _, ok := sealed.PinBacking(); ok {
 		t.Error("a sealed file pinned its backing file, which holds ciphertext")
 	}
-	plain := newTestPool(t, 0, 1<<20).NewFile(nopAcct{})
+	small := newTestPool(t, 0, 1<<20).NewFile(nopAcct{})
+	mustWrite(t, small, []byte("small"), 0)
+	if _, _, ok := small.PinBacking(); ok {
+		t.Error("a small spilled file, whose pages are in the shared files, pinned one")
+	}
+	plain := newDedicatingPool(t).NewFile(nopAcct{})
 	mustWrite(t, plain, []byte("plain"), 0)
 	b, unpin, ok := plain.PinBacking()
 	if !ok {
@@ -55,7 +60,7 @@ func TestPinBackingOnlyPlainSpilledFiles(t *testing.T) {
 // While pinned, the backing file is as long as the file: a reader of it
 // sees every size change at once.
 func TestPinnedBackingFollowsTheSize(t *testing.T) {
-	f := newTestPool(t, 0, 1<<20).NewFile(nopAcct{})
+	f := newDedicatingPool(t).NewFile(nopAcct{})
 	mustWrite(t, f, bytes.Repeat([]byte{7}, 3*PageSize), 0)
 	_, unpin, ok := f.PinBacking()
 	if !ok {
@@ -76,7 +81,7 @@ func TestPinnedBackingFollowsTheSize(t *testing.T) {
 // dense, every page below the size charged: a shared mapping of its
 // backing file has nothing to allocate behind the accounts' back.
 func TestPinnedFileStaysDense(t *testing.T) {
-	p := newTestPool(t, 0, 1<<20)
+	p := newDedicatingPool(t)
 	sparse := p.NewFile(nopAcct{})
 	mustWrite(t, sparse, []byte("x"), 5*PageSize)
 	if _, _, ok := sparse.PinBacking(); ok {
@@ -167,4 +172,14 @@ func mustWrite(t *testing.T, f *File, p []byte, off int64) {
 	if n, err := f.WriteAt(p, off); err != nil || n != len(p) {
 		t.Fatalf("WriteAt(%d bytes at %d) = %d, %v", len(p), off, n, err)
 	}
+}
+
+// newDedicatingPool is a pool that spills every byte and gives each file a
+// spill file of its own from its first page, as it does in production
+// once a file reaches dedicatedMin: only such files have a backing file to
+// pin.
+func newDedicatingPool(t *testing.T) *Pool {
+	p := newTestPool(t, 0, 1<<20)
+	p.dedicatedMin = 1
+	return p
 }

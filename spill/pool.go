@@ -343,7 +343,16 @@ func (p *Pool) promote(d *plainDisk, size int64) {
 		return // the budget is full: try again later
 	}
 	if err := copyPages(ded, space, &d.pages); err == nil {
-		err = ded.truncate(max(size, d.extent()))
+		// The copy wrote whole pages; the file is as long as its size,
+		// unless it holds pages preallocated past the end (fallocate
+		// with KEEP_SIZE), which must stay. A file's own spill file
+		// longer than its size would keep FUSE passthrough away
+		// (PinBacking), and a reader of it would see the tail's zeros.
+		length := size
+		if d.extent() > (size+PageSize-1)/PageSize*PageSize {
+			length = d.extent()
+		}
+		err = ded.truncate(length)
 		if err == nil {
 			d.st = ded
 			space.release()
