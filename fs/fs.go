@@ -126,6 +126,9 @@ func (f *FS) Root() gofs.InodeEmbedder { return f.root }
 // must wait for it to return, so that it is not freeing sessions then.
 func (f *FS) RunExpiry(ctx context.Context) { f.sessions.Run(ctx) }
 
+// InodesUsed is the number of inodes the mount holds, the root among them.
+func (f *FS) InodesUsed() int64 { return f.quota.Usage().Inodes }
+
 // Pool is the byte store behind the mount.
 func (f *FS) Pool() *spill.Pool { return f.pool }
 

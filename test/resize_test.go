@@ -251,3 +251,39 @@ func TestSetSessionCeiling(t *testing.T) {
 		t.Errorf("status session_defaults %+v", st.SessionDefaults)
 	}
 }
+
+// TestMemoryLimitFollowsRAMAndInodes: the Go memory limit, which makes
+// the daemon collect and return memory, follows a --ram raised on the live
+// mount and the inodes the daemon holds. Left at the mount's --ram plus a
+// constant, a raised budget or a million small files put the heap past
+// it and the daemon spent its time collecting (a million spilled files
+// under --ram 16MiB took 638 s against 251 s).
+func TestMemoryLimitFollowsRAMAndInodes(t *testing.T) {
+	addr := freeLoopbackAddr(t)
+	m := mountBinary(t, "--metrics", addr, "--ram", "16MiB", "--spill-threshold", "0")
+	sc := &metricsScraper{url: "http://" + addr + "/metrics"}
+	base := sc.get(t, "go_gc_gomemlimit_bytes")
+	if base < 16<<20 || base > 64<<20 {
+		t.Fatalf("memory limit %v with --ram 16MiB, want the budget plus a few MiB", base)
+	}
+	if code, _, stderr := runSpoolfs(t, "set", m.Dir, "--ram", "256MiB"); code != 0 {
+		t.Fatalf("spoolfs set --ram 256MiB: exit %d: %s", code, stderr)
+	}
+	sc.waitFor(t, "the memory limit to follow --ram 256MiB", func(s metricSamples) bool {
+		return s.value("go_gc_gomemlimit_bytes") >= base+240<<20
+	})
+	raised := sc.get(t, "go_gc_gomemlimit_bytes")
+	const files = 20000
+	dir := filepath.Join(m.Dir, "many")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range files {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint(i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc.waitFor(t, "the memory limit to count 20,000 inodes", func(s metricSamples) bool {
+		return s.value("go_gc_gomemlimit_bytes") >= raised+files*1024
+	})
+}

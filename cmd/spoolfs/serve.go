@@ -35,10 +35,6 @@ import (
 // parent: "ok" once mounted, or the error that stopped it.
 const readyFDEnv = "SPOOLFS_READY_FD"
 
-// memoryOverhead is what the daemon may use beyond the RAM budget: FUSE
-// request buffers, the tree of nodes, the Go runtime.
-const memoryOverhead = 32 << 20
-
 // daemonize starts the same command in the background and waits until it
 // has mounted (exit 0) or failed (its message, exit 1).
 func daemonize(c *mountConfig, args []string, stderr io.Writer) int {
@@ -148,7 +144,7 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 	defer closeLog()
 	notify := newNotifier()
 	raiseFileLimit()
-	debug.SetMemoryLimit(c.spill.RAMBudget + memoryOverhead)
+	debug.SetMemoryLimit(memoryLimit(c.spill.RAMBudget, 0)) // then trimMemory's, once a second
 
 	var server *fuse.Server
 	var fsys *spoolfs.FS
@@ -202,7 +198,7 @@ func serve(c *mountConfig, mounted func(), stderr io.Writer) int {
 		defer close(expiryDone)
 		fsys.RunExpiry(ctx)
 	}()
-	go trimMemory(ctx, fsys.Pool())
+	go trimMemory(ctx, fsys.Pool(), fsys.InodesUsed)
 	if tuner != nil {
 		go tuner.run(ctx)
 	}

@@ -16,7 +16,12 @@ import (
 // at the RAM held (see trimmer for when it acts) and, when it is time,
 // collects and returns the memory (debug.FreeOSMemory, after one more
 // collection for the pools).
-func trimMemory(ctx context.Context, pool *spill.Pool) {
+//
+// At each look it also sets the Go memory limit (memoryLimit) from the RAM
+// budget and the inodes held now: both change on a live mount ('spoolfs
+// set', remount; every create), and a limit below what the daemon
+// legitimately holds makes the collector run without end.
+func trimMemory(ctx context.Context, pool *spill.Pool, inodes func() int64) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	t := newTrimmer(pool.Stats().RAMBytes)
@@ -26,6 +31,7 @@ func trimMemory(ctx context.Context, pool *spill.Pool) {
 			return
 		case <-tick.C:
 		}
+		debug.SetMemoryLimit(memoryLimit(pool.RAMBudget(), inodes()))
 		if t.observe(pool.Stats().RAMBytes) {
 			// Freed pages sit in sync.Pools, which a collection only
 			// moves to their victim caches: the second one empties them.
@@ -34,6 +40,24 @@ func trimMemory(ctx context.Context, pool *spill.Pool) {
 		}
 	}
 }
+
+// memoryLimit is the Go memory limit for a daemon with this RAM budget
+// that holds this many inodes: the budget, what the daemon needs whatever
+// it holds (request buffers, the runtime), and what each inode costs in
+// the daemon's heap wherever its bytes are (its node in go-fuse's tree and
+// ours, attributes, the spill layer's record: about 1.7 KiB measured with
+// a million spilled 4 KiB files).
+func memoryLimit(ramBudget, inodes int64) int64 {
+	return ramBudget + memoryOverhead + inodes*inodeOverhead
+}
+
+const (
+	// memoryOverhead is what the daemon may use beyond the RAM budget and
+	// its inodes: FUSE request buffers, the Go runtime.
+	memoryOverhead = 32 << 20
+	// inodeOverhead is what one inode costs the daemon's heap, rounded up.
+	inodeOverhead = 2 << 10
+)
 
 const (
 	// trimDrop: a fall in the RAM held this large since the last trim
