@@ -32,7 +32,10 @@ import (
 // round trip waits for a CPU swamps what either daemon does.
 // SPOOLFS_ROUNDTRIP_FLAGS adds mount flags (space-separated) to spoolfs's,
 // e.g. "--transport uring"; SPOOLFS_ROUNDTRIP_ENV adds variables to its
-// environment, e.g. "GOMAXPROCS=2".
+// environment, e.g. "GOMAXPROCS=2". SPOOLFS_ROUNDTRIP_BASE names another
+// spoolfs binary (say, a build of main) to run beside this one, in the same
+// chunks, as "base": a change to the request path shows as x-base and
+// base-cpu-ns/op against cpu-ns/op, free of the drift between two runs.
 
 // roundTripChunk is how many operations one system runs before the next
 // takes its turn: long enough that the switch costs nothing measurable,
@@ -139,7 +142,10 @@ var rtOps = []rtOp{
 
 func BenchmarkRoundTrip(b *testing.B) {
 	requireFUSE(b)
-	systems := []rtSystem{benchSpoolfs(b), {name: "tmpfs", dir: benchTmpfs(b)}}
+	systems := []rtSystem{benchSpoolfs(b, "spoolfs", plainBinary.get(b)), {name: "tmpfs", dir: benchTmpfs(b)}}
+	if base := os.Getenv("SPOOLFS_ROUNDTRIP_BASE"); base != "" {
+		systems = append(systems, benchSpoolfs(b, "base", base))
+	}
 	if sys, ok := benchCRef(b); ok {
 		systems = append(systems, sys)
 	}
@@ -189,28 +195,29 @@ func BenchmarkRoundTrip(b *testing.B) {
 			}
 			b.ReportMetric(perOp["spoolfs"], "ns/op")
 			b.ReportMetric(perOp["spoolfs-cpu"], "cpu-ns/op")
-			for _, other := range []string{"tmpfs", "cref"} {
+			for _, other := range []string{"tmpfs", "cref", "base"} {
 				if ns, ok := perOp[other]; ok {
 					b.ReportMetric(ns, other+"-ns/op")
 					b.ReportMetric(perOp["spoolfs"]/ns, "x-"+other)
 				}
-			}
-			if ns, ok := perOp["cref-cpu"]; ok {
-				b.ReportMetric(ns, "cref-cpu-ns/op")
+				if ns, ok := perOp[other+"-cpu"]; ok {
+					b.ReportMetric(ns, other+"-cpu-ns/op")
+				}
 			}
 		})
 	}
 }
 
-// benchSpoolfs mounts the build without -race (what users run), every
-// file in RAM, as its own process, with a session directory to work in.
-func benchSpoolfs(b *testing.B) rtSystem {
+// benchSpoolfs mounts spoolfs binary bin (the build without -race: what
+// users run), every file in RAM, as its own process, with a session
+// directory to work in.
+func benchSpoolfs(b *testing.B, name, bin string) rtSystem {
 	dir, spillDir := b.TempDir(), b.TempDir()
 	args := []string{"mount", "-f", "--ram", "1GiB", "--spill-threshold", "512MiB", "--spill-dir", spillDir}
 	args = append(args, strings.Fields(os.Getenv("SPOOLFS_ROUNDTRIP_FLAGS"))...)
 	env := strings.Fields(os.Getenv("SPOOLFS_ROUNDTRIP_ENV"))
-	d := startBinary(b, plainBinary.get(b), env, dir, os.Stderr, append(args, dir)...)
-	return rtSystem{name: "spoolfs", dir: benchSubdir(b, dir), daemon: d.cmd.Process.Pid}
+	d := startBinary(b, bin, env, dir, os.Stderr, append(args, dir)...)
+	return rtSystem{name: name, dir: benchSubdir(b, dir), daemon: d.cmd.Process.Pid}
 }
 
 // processCPU is the CPU time all threads of process pid have run, from
