@@ -1,0 +1,33 @@
+//go:build !linux
+
+package fuse
+
+// OSX and FreeBSD has races when multiple routines read
+// from the FUSE device: on unmount, sometime some reads
+// do not error-out, meaning that unmount will hang.
+const useSingleReader = true
+
+func (r *fuseFD) write(req *request) Status {
+	if req.outPayloadSize() == 0 {
+		err := handleEINTR(func() error {
+			_, err := r.writevFD([][]byte{req.outHeaderBuf, req.outDataBuf})
+			return err
+		})
+		return ToStatus(err)
+	}
+	if req.readResult != nil {
+		defer func() {
+			req.readResult.Done()
+			req.readResult = nil
+		}()
+		if ws, ok := req.readResult.(withSlice); ok {
+			return r.writeWithSlice(req, ws)
+		}
+
+		req.outPayload, req.status = req.readResult.Bytes(req.outPayload)
+		req.serializeHeader(len(req.outPayload))
+	}
+
+	_, err := r.writevFD([][]byte{req.outHeaderBuf, req.outDataBuf, req.outPayload})
+	return ToStatus(err)
+}
