@@ -6,6 +6,11 @@ package fuse
 
 const useSingleReader = false
 
+// pollDevice: /dev/fuse supports poll(2), and it reports the end of the
+// connection (EPOLLERR, then ENODEV from read), so readers wait for
+// requests in the runtime's poller rather than in a blocking read(2).
+const pollDevice = true
+
 func (r *fuseFD) write(req *request) Status {
 	if req.outPayloadSize() == 0 {
 		err := handleEINTR(func() error {

@@ -7,6 +7,10 @@ package fuse
 // do not error-out, meaning that unmount will hang.
 const useSingleReader = true
 
+// pollDevice: read the device blocking, one reader at a time (see
+// useSingleReader).
+const pollDevice = false
+
 func (r *fuseFD) write(req *request) Status {
 	if req.outPayloadSize() == 0 {
 		err := handleEINTR(func() error {
