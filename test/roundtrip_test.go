@@ -274,7 +274,7 @@ func benchCRef(b *testing.B) (rtSystem, bool) {
 		return rtSystem{}, false
 	}
 	src, dir := benchTmpfs(b), b.TempDir()
-	cmd := exec.Command(bin, src, dir)
+	cmd := exec.Command(bin, "-t", "3600", src, dir) // spoolfs's hour-long timeouts
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

@@ -11,7 +11,10 @@
  * libfuse's passthrough_ll). It stays in the foreground; unmount it to stop
  * it. Each inode is an O_PATH descriptor of the source's file, as in
  * passthrough_ll; xattrs are not implemented (ENOSYS), so the kernel stops
- * asking after the first GETXATTR.
+ * asking after the first GETXATTR. Opens keep the page cache
+ * (FOPEN_KEEP_CACHE, passthrough_ll's cache=always), as spoolfs's do: the
+ * source changes only through the mount, and a warm read should cost no
+ * round trip here either.
  *
  * Build: cc -O2 -Wall $(pkg-config --cflags fuse3) bench-ref.c \
  *          $(pkg-config --libs fuse3) -o bench-ref
@@ -119,6 +122,9 @@ static void ref_init(void *userdata, struct fuse_conn_info *conn)
 	/* As passthrough_ll: no writeback cache, flock handled here. */
 	if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
 		conn->want |= FUSE_CAP_FLOCK_LOCKS;
+	/* As spoolfs (explicit data cache control): the kernel must not drop
+	 * a file's pages because its mtime moved, which every write does. */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 static void ref_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -287,6 +293,7 @@ static void ref_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = fd;
+	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
 }
 
@@ -307,6 +314,7 @@ static void ref_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 		return;
 	}
 	fi->fh = fd;
+	fi->keep_cache = 1;
 	fuse_reply_create(req, &e, fi);
 }
 
