@@ -7,8 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/spoolfs/spoolfs/fs/fusetest"
 )
 
 // TestIdleDaemonWaitsInPoller: an idle daemon has no thread blocked in
@@ -37,6 +40,44 @@ func TestIdleDaemonWaitsInPoller(t *testing.T) {
 		if blocked := threadsReading(t, pid, devices); len(blocked) > 0 {
 			t.Fatalf("threads %v of the idle daemon are blocked in read(2) on /dev/fuse (fds %v)", blocked, devices)
 		}
+	}
+}
+
+// TestUnmountEndsReadersAsDeviceGone: readers waiting in the poller when
+// the mount goes see the end of the connection as read(2) reports it
+// (ENODEV), as blocking readers did, and stop without an error. The poller
+// reports it as an error event, which Go turns into "not pollable"; taken
+// as a read error, it made each waiting reader log "Failed to read from
+// fuse conn" and skip what ENODEV does (cancel the requests in flight).
+func TestUnmountEndsReadersAsDeviceGone(t *testing.T) {
+	requireFUSE(t)
+	for _, how := range []string{"umount", "SIGTERM"} {
+		t.Run(how, func(t *testing.T) {
+			dir, spillDir := t.TempDir(), t.TempDir()
+			var stderr fusetest.LogBuffer
+			d := startDaemon(t, dir, &stderr, "mount", "-f", "--spill-dir", spillDir, dir)
+			for i := range 20 {
+				writeFile(t, filepath.Join(dir, fmt.Sprintf("f%d", i)), make([]byte, 4096))
+			}
+			if how == "umount" {
+				sh(t, "/", "umount "+dir)
+			} else {
+				d.cmd.Process.Signal(unix.SIGTERM)
+			}
+			select {
+			case err := <-d.exited:
+				if err != nil {
+					t.Fatalf("daemon exited with %v, want 0", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("daemon did not exit")
+			}
+			for _, bad := range []string{"Failed to read from fuse conn", "not pollable"} {
+				if strings.Contains(stderr.String(), bad) {
+					t.Errorf("the daemon's log says %q:\n%s", bad, stderr.String())
+				}
+			}
+		})
 	}
 }
 

@@ -114,6 +114,31 @@ func (r *fuseFD) writevFD(iov [][]byte) (int, error) {
 	return n, err
 }
 
+// readOne reads one request into dest, waiting in the runtime's poller
+// while there is none (see readRequest).
+func (r *fuseFD) readOne(dest []byte) (int, error) {
+	var n int
+	var err error
+	cerr := r.conn.Read(func(fd uintptr) bool {
+		n, err = syscall.Read(int(fd), dest)
+		return err != syscall.EAGAIN
+	})
+	if cerr == nil {
+		return n, err
+	}
+	// The poller reports the end of the connection as an error event
+	// (EPOLLERR), not as a readable descriptor, and returns an error
+	// that says nothing about it ("not pollable"). read(2) says what it
+	// is: ENODEV once unmounted, ECONNABORTED once aborted, as a
+	// blocking read would have returned.
+	if werr := r.withFD(func(fd int) {
+		n, err = syscall.Read(fd, dest)
+	}); werr != nil || err == syscall.EAGAIN {
+		return 0, cerr
+	}
+	return n, err
+}
+
 // readRequest reads one request from the kernel. Returns nil, OK if
 // there are too many concurrent readers or insufficient request-bytes
 // budget.
@@ -140,12 +165,7 @@ func (r *fuseFD) readRequest() (req *requestAlloc, code Status) {
 	var n int
 	err := handleEINTR(func() error {
 		var err error
-		if cerr := r.conn.Read(func(fd uintptr) bool {
-			n, err = syscall.Read(int(fd), dest)
-			return err != syscall.EAGAIN
-		}); cerr != nil {
-			return cerr
-		}
+		n, err = r.readOne(dest)
 		return err
 	})
 	if err != nil {
