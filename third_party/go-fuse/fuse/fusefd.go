@@ -120,7 +120,7 @@ func (r *fuseFD) readOne(dest []byte) (int, error) {
 	var n int
 	var err error
 	cerr := r.conn.Read(func(fd uintptr) bool {
-		n, err = syscall.Read(int(fd), dest)
+		n, err = readDevice(int(fd), dest)
 		return err != syscall.EAGAIN
 	})
 	if cerr == nil {
@@ -132,7 +132,7 @@ func (r *fuseFD) readOne(dest []byte) (int, error) {
 	// is: ENODEV once unmounted, ECONNABORTED once aborted, as a
 	// blocking read would have returned.
 	if werr := r.withFD(func(fd int) {
-		n, err = syscall.Read(fd, dest)
+		n, err = readDevice(fd, dest)
 	}); werr != nil || err == syscall.EAGAIN {
 		return 0, cerr
 	}

@@ -2,6 +2,8 @@
 
 package fuse
 
+import "syscall"
+
 // OSX and FreeBSD has races when multiple routines read
 // from the FUSE device: on unmount, sometime some reads
 // do not error-out, meaning that unmount will hang.
@@ -35,3 +37,6 @@ func (r *fuseFD) write(req *request) Status {
 	_, err := r.writevFD([][]byte{req.outHeaderBuf, req.outDataBuf, req.outPayload})
 	return ToStatus(err)
 }
+
+// readDevice reads a request; the descriptor is blocking here.
+func readDevice(fd int, buf []byte) (int, error) { return syscall.Read(fd, buf) }
