@@ -42,10 +42,13 @@ func versionOf(bi *debug.BuildInfo) versionInfo {
 	}
 	for _, dep := range bi.Deps {
 		if dep.Path == goFuseModule {
-			if dep.Replace != nil {
-				dep = dep.Replace
-			}
 			v.GoFuse = dep.Version
+			switch r := dep.Replace; {
+			case r != nil && r.Version != "" && r.Version != "(devel)":
+				v.GoFuse = r.Version
+			case r != nil: // a directory: the release it is a patched copy of
+				v.GoFuse = dep.Version + " (patched: " + r.Path + ")"
+			}
 		}
 	}
 	return v
