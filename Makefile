@@ -95,11 +95,14 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDuration$$' -fuzztime=$(FUZZTIME) $(FUZZMIN) ./cmd/spoolfs/
 
 # Go micro-benchmarks of the hot paths, what a mass expiry costs other
-# requests, then scripts/bench: spoolfs side by side with tmpfs and the raw
-# disk (needs root, fio, hyperfine, time).
+# requests, what one FUSE round trip costs (spoolfs beside tmpfs and the C
+# reference daemon, scripts/bench-ref, when libfuse3-dev is installed),
+# then scripts/bench: spoolfs side by side with tmpfs, the raw disk and the
+# C reference (needs root, fio, hyperfine, time).
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./spill/ ./quota/ ./fs/expiry/ ./cmd/spoolfs/
 	$(GO) test -run='^$$' -bench=SessionMassExpiry -benchtime=1x -cpu=1,2 ./fs/
+	$(GO) test -run='^$$' -bench=RoundTrip -benchtime=20000x -count=5 ./test/
 	./scripts/bench
 
 clean:

@@ -262,8 +262,16 @@ type startedDaemon struct {
 // the daemon.
 func startDaemon(t *testing.T, dir string, stderr io.Writer, args ...string) *startedDaemon {
 	t.Helper()
-	d := &startedDaemon{cmd: exec.Command(spoolfsBinary(t), withTestTransport(args)...), exited: make(chan error, 1), notify: listenNotify(t)}
-	d.cmd.Env = d.notify.env()
+	return startBinary(t, spoolfsBinary(t), nil, dir, stderr, withTestTransport(args)...)
+}
+
+// startBinary is startDaemon with a build of spoolfs of the caller's
+// choice (benchmarks run the build without -race) and env added to its
+// environment.
+func startBinary(t testing.TB, bin string, env []string, dir string, stderr io.Writer, args ...string) *startedDaemon {
+	t.Helper()
+	d := &startedDaemon{cmd: exec.Command(bin, args...), exited: make(chan error, 1), notify: listenNotify(t)}
+	d.cmd.Env = append(d.notify.env(), env...)
 	d.cmd.Stderr = stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -288,7 +296,7 @@ type notifyListener struct {
 	messages chan string
 }
 
-func listenNotify(t *testing.T) *notifyListener {
+func listenNotify(t testing.TB) *notifyListener {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -317,7 +325,7 @@ func (n *notifyListener) env() []string {
 }
 
 // expect waits for a message with the line want, and returns the message.
-func (n *notifyListener) expect(t *testing.T, want string) string {
+func (n *notifyListener) expect(t testing.TB, want string) string {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {

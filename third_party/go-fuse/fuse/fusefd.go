@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -52,7 +53,24 @@ type fuseFD struct {
 // Ownership of fd passes to the returned fuseFD's *os.File. All shared
 // state (pools, buffer pool, accounting constants) is wired up here.
 func (ms *Server) newFuseFD(fd int) (*fuseFD, error) {
+	// Where the device can be polled, make it non-blocking before
+	// os.NewFile sees it, so that the runtime's poller takes it: see
+	// readRequest.
+	if pollDevice {
+		if err := syscall.SetNonblock(fd, true); err != nil {
+			syscall.Close(fd)
+			return nil, err
+		}
+	}
 	file := os.NewFile(uintptr(fd), "/dev/fuse")
+	if pollDevice && file.SetReadDeadline(time.Time{}) != nil {
+		// The poller did not take it (os.ErrNoDeadline): read it
+		// blocking, as without pollDevice.
+		if err := syscall.SetNonblock(fd, false); err != nil {
+			file.Close()
+			return nil, err
+		}
+	}
 	conn, err := file.SyscallConn()
 	if err != nil {
 		file.Close()
@@ -96,6 +114,31 @@ func (r *fuseFD) writevFD(iov [][]byte) (int, error) {
 	return n, err
 }
 
+// readOne reads one request into dest, waiting in the runtime's poller
+// while there is none (see readRequest).
+func (r *fuseFD) readOne(dest []byte) (int, error) {
+	var n int
+	var err error
+	cerr := r.conn.Read(func(fd uintptr) bool {
+		n, err = readDevice(int(fd), dest)
+		return err != syscall.EAGAIN
+	})
+	if cerr == nil {
+		return n, err
+	}
+	// The poller reports the end of the connection as an error event
+	// (EPOLLERR), not as a readable descriptor, and returns an error
+	// that says nothing about it ("not pollable"). read(2) says what it
+	// is: ENODEV once unmounted, ECONNABORTED once aborted, as a
+	// blocking read would have returned.
+	if werr := r.withFD(func(fd int) {
+		n, err = readDevice(fd, dest)
+	}); werr != nil || err == syscall.EAGAIN {
+		return 0, cerr
+	}
+	return n, err
+}
+
 // readRequest reads one request from the kernel. Returns nil, OK if
 // there are too many concurrent readers or insufficient request-bytes
 // budget.
@@ -112,14 +155,17 @@ func (r *fuseFD) readRequest() (req *requestAlloc, code Status) {
 	req = r.reqPool.Get().(*requestAlloc)
 	dest := r.readPool.Get().([]byte)
 
+	// A reader waits for the kernel in the runtime's poller where the
+	// device is non-blocking (pollDevice): its goroutine parks and its
+	// thread goes back to the scheduler. A thread blocked in read(2)
+	// instead keeps its P in a system call, and the runtime's sysmon
+	// takes the P away after 20us and wakes another thread to hold it,
+	// for every request that waits longer than that; on a 2-CPU VM this
+	// hand-off cost more CPU than serving a 4 KiB write.
 	var n int
 	err := handleEINTR(func() error {
 		var err error
-		if cerr := r.withFD(func(fd int) {
-			n, err = syscall.Read(fd, dest)
-		}); cerr != nil {
-			return cerr
-		}
+		n, err = r.readOne(dest)
 		return err
 	})
 	if err != nil {

@@ -2,10 +2,16 @@
 
 package fuse
 
+import "syscall"
+
 // OSX and FreeBSD has races when multiple routines read
 // from the FUSE device: on unmount, sometime some reads
 // do not error-out, meaning that unmount will hang.
 const useSingleReader = true
+
+// pollDevice: read the device blocking, one reader at a time (see
+// useSingleReader).
+const pollDevice = false
 
 func (r *fuseFD) write(req *request) Status {
 	if req.outPayloadSize() == 0 {
@@ -31,3 +37,6 @@ func (r *fuseFD) write(req *request) Status {
 	_, err := r.writevFD([][]byte{req.outHeaderBuf, req.outDataBuf, req.outPayload})
 	return ToStatus(err)
 }
+
+// readDevice reads a request; the descriptor is blocking here.
+func readDevice(fd int, buf []byte) (int, error) { return syscall.Read(fd, buf) }
