@@ -15,7 +15,9 @@
 //     descriptor of a spill file or of /dev/fuse (CheckNothingLeft,
 //     CheckNoFDLeak); and a mount that another process serves taken down
 //     without cutting off somebody else's (UnmountDaemon);
-//   - a fake clock (Clock) for tests that move time by hand.
+//   - a fake clock (Clock) for tests that move time by hand;
+//   - an inotify watcher (Watch, Linux only) that waits for the events a
+//     program watching the mount would see.
 //
 // It imports no spoolfs package that mounts (not fs), so that fs's own
 // tests can use it; the mount-table tools it needs are package fs/mounts.
@@ -81,8 +83,11 @@ type FS struct {
 	// Raw, if set, makes the raw filesystem to serve from the options (as
 	// spoolfs's FS.RawFS does), so that a test mounts what the daemon
 	// mounts; nil: gofs.NewNodeFS(Root, Options), as gofs.Mount would.
-	Raw   func(*gofs.Options) fuse.RawFileSystem
-	Close func() error // nil: nothing to close
+	Raw func(*gofs.Options) fuse.RawFileSystem
+	// Mounted, if set, is told the mount point once the mount is up, as
+	// the daemon tells spoolfs's FS.
+	Mounted func(dir string) error
+	Close   func() error // nil: nothing to close
 }
 
 // Mounted is a mount made by Mount.
@@ -139,6 +144,11 @@ func Mount(t testing.TB, o Options, build func() FS) *Mounted {
 		m.unmount()
 		closeFS()
 		t.Fatalf("connection id: %v", err)
+	}
+	if fsys.Mounted != nil {
+		if err := fsys.Mounted(o.Dir); err != nil {
+			t.Errorf("telling the filesystem where it is mounted: %v", err)
+		}
 	}
 	watchdog := time.AfterFunc(o.Deadline, func() {
 		t.Errorf("test ran past its %v deadline: aborting the FUSE connection", o.Deadline)
