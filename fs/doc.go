@@ -36,9 +36,15 @@
 //     after the handler that made it returns).
 //   - The kernel may cache names and attributes for an hour and file data
 //     across opens: every change goes through the kernel, except what a
-//     session's end removes, which is announced with NOTIFY_DELETE, and the
-//     page cache of closed RAM-tier files, which the cacheKeeper drops with
-//     NOTIFY_INVAL_INODE.
+//     session's end removes, and the page cache of closed RAM-tier files,
+//     which the cacheKeeper drops with NOTIFY_INVAL_INODE. A session's end
+//     is announced with NOTIFY_DELETE for the entries inside, innermost
+//     first, and for the session itself with rmdir(2) of it in the mount's
+//     root by the reaper's thread (NOTIFY_DELETE if that fails), so that
+//     inotify watchers see what rm -rf would show them. The root answers
+//     that rmdir's LOOKUP and RMDIR, told apart by the caller's thread id,
+//     and no one else's, as if the ended session were there; never for a
+//     name a live session has.
 //   - What the kernel caches of a file's bytes is what the file holds: the
 //     cacheFiller stores bytes there (NOTIFY_STORE) only while the file has
 //     no writable handle, each piece read and stored under the file's fill
@@ -75,7 +81,11 @@
 // may wait for locks the kernel holds while a request of ours is in
 // flight, so notifications are never sent from a request handler or with
 // a lock held: the reaper's goroutine sends those of session ends, cache
-// drops go through the cacheKeeper's goroutine.
+// drops go through the cacheKeeper's goroutine. The reaper's rmdir of a
+// session waits for our answers to its LOOKUP and RMDIR, which take no
+// lock but the tree's, and is made with no lock held; the kernel holds
+// the root's inode lock meanwhile, so requests that change the root wait
+// for it, and nothing they wait for waits on them.
 // The one exception is the cacheFiller's NOTIFY_STORE, sent from its own
 // goroutine with the file's fill lock held, which is what keeps a change
 // from slipping in between the read of a piece and its store. A store waits

@@ -116,6 +116,16 @@ func (f *FS) Root() gofs.InodeEmbedder { return f.root }
 // must wait for it to return, so that it is not freeing sessions then.
 func (f *FS) RunExpiry(ctx context.Context) { f.sessions.Run(ctx) }
 
+// Mounted tells the filesystem where it is mounted, once the mount is up:
+// from then on the reaper removes an ended session with rmdir(2) there,
+// so that watchers of the root see IN_DELETE (see reaper). Until then, or
+// if it fails, sessions still end, but only a watcher of the session
+// itself hears of it.
+func (f *FS) Mounted(dir string) error { return f.sessions.reaper.mounted(dir) }
+
+// rootIno is the root directory's inode number.
+const rootIno = 1
+
 // Pool is the byte store behind the mount.
 func (f *FS) Pool() *spill.Pool { return f.pool }
 
@@ -127,7 +137,7 @@ func (f *FS) Options() *gofs.Options {
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
-		RootStableAttr:  &gofs.StableAttr{Ino: 1},
+		RootStableAttr:  &gofs.StableAttr{Ino: rootIno},
 		// A mode of 0 is a mode: without this go-fuse reports it as
 		// 0644 or 0755, and default_permissions enforces that.
 		NullPermissions: true,

@@ -94,7 +94,7 @@ func mountSessions(t testing.TB, o sessOpts) *sessMount {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return fusetest.FS{Root: m.f.Root(), Options: m.f.Options(), Raw: m.f.RawFS, Close: m.f.Close}
+		return fusetest.FS{Root: m.f.Root(), Options: m.f.Options(), Raw: m.f.RawFS, Mounted: m.f.Mounted, Close: m.f.Close}
 	})
 	m.dir = m.mnt.Dir
 	return m

@@ -1,0 +1,169 @@
+//go:build linux
+
+package fs
+
+// What a program watching the mount with inotify sees when a session ends:
+// what it would see on tmpfs after rm -rf of the session.
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/spoolfs/spoolfs/fs/control"
+	"github.com/spoolfs/spoolfs/fs/fusetest"
+)
+
+// inotifyWait is how long an event may take: generous, for a loaded machine.
+const inotifyWait = 30 * time.Second
+
+// watchSession makes a session name with a directory inner holding a file,
+// and watches the root, the session and inner.
+func watchSession(m *sessMount, name string) (w *fusetest.Watcher, sess, inner string) {
+	m.t.Helper()
+	sess = m.mkSession(name)
+	inner = filepath.Join(sess, "inner")
+	if err := os.Mkdir(inner, 0o755); err != nil {
+		m.t.Fatal(err)
+	}
+	sessWriteN(m.t, filepath.Join(inner, "f"), 4096)
+	w = fusetest.Watch(m.t)
+	w.Add(m.dir)
+	w.Add(sess)
+	w.Add(inner)
+	return w, sess, inner
+}
+
+// wantRemoved checks that the watches saw what rm -rf of the session
+// would show them.
+func wantRemoved(m *sessMount, w *fusetest.Watcher, name, sess, inner string) {
+	m.t.Helper()
+	w.Expect(m.dir, unix.IN_DELETE|unix.IN_ISDIR, name, inotifyWait)
+	w.Expect(inner, unix.IN_DELETE_SELF, "", inotifyWait)
+	w.Expect(sess, unix.IN_DELETE_SELF, "", inotifyWait)
+	w.Expect(sess, unix.IN_IGNORED, "", inotifyWait)
+	m.wantGone(name)
+}
+
+// TestSessionEndInotify: a session's end, by its TTL or on request, shows
+// a watcher of the root IN_DELETE of the session, and watchers of the
+// session and of a directory in it IN_DELETE_SELF.
+func TestSessionEndInotify(t *testing.T) {
+	t.Run("ttl", func(t *testing.T) {
+		m := mountSessions(t, sessOpts{policy: control.SessionPolicy{TTL: time.Hour}})
+		w, sess, inner := watchSession(m, "job")
+		m.advance(2 * time.Hour)
+		wantRemoved(m, w, "job", sess, inner)
+		m.waitBaseline()
+	})
+	t.Run("end attribute", func(t *testing.T) {
+		m := mountSessions(t, sessOpts{})
+		w, sess, inner := watchSession(m, "job")
+		m.setx(sess, control.AttrEnd, "1")
+		m.expire()
+		wantRemoved(m, w, "job", sess, inner)
+		m.waitBaseline()
+	})
+}
+
+// TestSessionEndInotifyBusy: a process with its working directory in the
+// session and one with a file of it open hold the kernel's entries; the
+// session ends all the same, the root's watcher hears of it at once, and
+// the session's watcher once the last of them lets go.
+func TestSessionEndInotifyBusy(t *testing.T) {
+	m := mountSessions(t, sessOpts{})
+	w, sess, inner := watchSession(m, "job")
+	var procs []*exec.Cmd
+	for _, script := range []string{
+		"cd inner && echo ready && read x",               // working directory inside
+		"exec 3<inner/f && cd / && echo ready && read x", // a file open inside
+	} {
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Dir = sess
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+		if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
+			t.Fatalf("%s: said %q", script, line)
+		}
+		procs = append(procs, cmd)
+	}
+	m.setx(sess, control.AttrEnd, "1")
+	m.expire()
+	w.Expect(m.dir, unix.IN_DELETE|unix.IN_ISDIR, "job", inotifyWait)
+	m.wantGone("job")
+	for _, p := range procs {
+		p.Process.Kill()
+		p.Wait()
+	}
+	w.Expect(inner, unix.IN_DELETE_SELF, "", inotifyWait)
+	w.Expect(sess, unix.IN_DELETE_SELF, "", inotifyWait)
+	m.waitBaseline()
+}
+
+// TestSessionEndInotifyUncached: the kernel holds no entry for the session
+// (its caches were dropped); the root's watcher still hears of its end,
+// and the name is free for a new session afterwards.
+func TestSessionEndInotifyUncached(t *testing.T) {
+	m := mountSessions(t, sessOpts{})
+	sess := m.mkSession("job")
+	w := fusetest.Watch(t)
+	w.Add(m.dir)
+	m.setx(sess, control.AttrEnd, "1") // it ends at the next expiry
+	if errno := m.f.root.NotifyEntry("job"); errno != 0 {
+		t.Fatalf("dropping the kernel's entry of the session: %v", errno)
+	}
+	m.expire()
+	w.Expect(m.dir, unix.IN_DELETE|unix.IN_ISDIR, "job", inotifyWait)
+	m.wantGone("job")
+	m.mkSession("job")
+	m.wantAlive("job")
+	m.waitOpens(m.mustSession("job"), 0)
+}
+
+// TestSessionEndInotifyNameTaken: a new session took the name of one that
+// ended before the reaper removed the old one from the kernel; removing
+// the old one must leave the new one alone.
+func TestSessionEndInotifyNameTaken(t *testing.T) {
+	m := mountSessions(t, sessOpts{})
+	sess := m.mkSession("job")
+	old := m.mustSession("job")
+	var p pacer
+	ended, ok := m.f.sessions.end(old, control.ReasonRemoved, &p)
+	if !ok {
+		t.Fatal("the session did not end")
+	}
+	// The kernel would show the old session for as long as it caches the
+	// name; once it drops it, the name is free.
+	if errno := m.f.root.NotifyEntry("job"); errno != 0 {
+		t.Fatalf("dropping the kernel's entry of the session: %v", errno)
+	}
+	m.mkSession("job")
+	w := fusetest.Watch(t)
+	w.Add(m.dir)
+	w.Add(sess)
+	m.f.sessions.reaper.add([]endedSession{ended})
+	m.waitReaped()
+	m.wantAlive("job")
+	sessWriteN(t, filepath.Join(sess, "f"), 4096)
+	m.waitOpens(m.mustSession("job"), 0)
+	for _, e := range w.Events(100 * time.Millisecond) {
+		if e.Mask&(unix.IN_DELETE|unix.IN_DELETE_SELF) != 0 {
+			t.Errorf("the new session's watchers saw %s", e)
+		}
+	}
+}
