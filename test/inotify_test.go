@@ -87,7 +87,7 @@ func TestInotifySessionEnd(t *testing.T) {
 	}
 }
 
-// TestInotifySessionEndBusy: a process with its working directory in the
+// TestInotifySessionEndBusy: processes with their working directory in the
 // session and one with a file of it open do not hold the end up: session
 // rm returns, the root's watcher sees IN_DELETE at once, and the
 // session's watcher sees IN_DELETE_SELF once the last of them has left.
@@ -95,18 +95,26 @@ func TestInotifySessionEndBusy(t *testing.T) {
 	sessFastExit(t)
 	m := mountBinary(t)
 	w, sess, inner := inotifySession(t, m.Dir)
-	cwd := startScript(t, nil, `cd "$1" && echo ready && exec sleep 600`, inner)
-	open := startScript(t, nil, `exec 3<"$1" && echo ready && exec sleep 600`, filepath.Join(inner, "f"))
-	cwd.next()
-	open.next()
+	var procs []*sessScript
+	for _, args := range [][]string{
+		{`cd "$1" && echo ready && exec sleep 600`, sess},
+		{`cd "$1" && echo ready && exec sleep 600`, inner},
+		{`exec 3<"$1" && echo ready && exec sleep 600`, filepath.Join(inner, "f")},
+	} {
+		p := startScript(t, nil, args[0], args[1])
+		if got := p.next(); got != "ready" {
+			t.Fatalf("%s: said %q", args[0], got)
+		}
+		procs = append(procs, p)
+	}
 	sessCLI(t, "session", "rm", sess)
 	w.Expect(m.Dir, unix.IN_DELETE|unix.IN_ISDIR, filepath.Base(sess), inotifyWait)
 	if !sessGone(sess) {
 		t.Errorf("%s is still there after session rm", sess)
 	}
-	for _, s := range []*sessScript{cwd, open} {
-		s.cmd.Process.Kill()
-		<-s.done
+	for _, p := range procs {
+		p.cmd.Process.Kill()
+		<-p.done
 	}
 	w.Expect(inner, unix.IN_DELETE_SELF, "", inotifyWait)
 	w.Expect(sess, unix.IN_DELETE_SELF, "", inotifyWait)
