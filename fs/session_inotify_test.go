@@ -167,3 +167,37 @@ func TestSessionEndInotifyNameTaken(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionEndCoveredMount: once another filesystem covers the mount
+// point, the reaper's rmdir there would land in the wrong place: it must
+// not try, and the kernel still hears of the end by notification.
+func TestSessionEndCoveredMount(t *testing.T) {
+	m := mountSessions(t, sessOpts{})
+	sess := m.mkSession("job")
+	w := fusetest.Watch(t)
+	w.Add(sess)
+	m.setx(sess, control.AttrEnd, "1") // it ends at the next expiry
+	// What covers the mount has a directory of the same name.
+	if err := unix.Mount("spoolfs-test", m.dir, "tmpfs", 0, "mode=0755"); err != nil {
+		t.Fatalf("covering the mount: %v", err)
+	}
+	covered := true
+	t.Cleanup(func() { // before the harness unmounts
+		if covered {
+			unix.Unmount(m.dir, 0)
+		}
+	})
+	if err := os.Mkdir(m.path("job"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m.expire()
+	w.Expect(sess, unix.IN_DELETE_SELF, "", inotifyWait)
+	if _, err := os.Stat(m.path("job")); err != nil {
+		t.Errorf("the covering filesystem's job: %v", err)
+	}
+	if err := unix.Unmount(m.dir, 0); err != nil {
+		t.Fatalf("uncovering the mount: %v", err)
+	}
+	covered = false
+	m.wantGone("job")
+}
