@@ -23,7 +23,7 @@ import (
 const inotifyWait = 30 * time.Second
 
 // watchSession makes a session name with a directory inner holding a file,
-// and watches the root, the session and inner.
+// and watches the root, the session, inner and the file.
 func watchSession(m *sessMount, name string) (w *fusetest.Watcher, sess, inner string) {
 	m.t.Helper()
 	sess = m.mkSession(name)
@@ -36,6 +36,7 @@ func watchSession(m *sessMount, name string) (w *fusetest.Watcher, sess, inner s
 	w.Add(m.dir)
 	w.Add(sess)
 	w.Add(inner)
+	w.Add(filepath.Join(inner, "f"))
 	return w, sess, inner
 }
 
@@ -44,6 +45,7 @@ func watchSession(m *sessMount, name string) (w *fusetest.Watcher, sess, inner s
 func wantRemoved(m *sessMount, w *fusetest.Watcher, name, sess, inner string) {
 	m.t.Helper()
 	w.Expect(m.dir, unix.IN_DELETE|unix.IN_ISDIR, name, inotifyWait)
+	w.Expect(filepath.Join(inner, "f"), unix.IN_DELETE_SELF, "", inotifyWait)
 	w.Expect(inner, unix.IN_DELETE_SELF, "", inotifyWait)
 	w.Expect(sess, unix.IN_DELETE_SELF, "", inotifyWait)
 	w.Expect(sess, unix.IN_IGNORED, "", inotifyWait)
@@ -52,7 +54,7 @@ func wantRemoved(m *sessMount, w *fusetest.Watcher, name, sess, inner string) {
 
 // TestSessionEndInotify: a session's end, by its TTL or on request, shows
 // a watcher of the root IN_DELETE of the session, and watchers of the
-// session and of a directory in it IN_DELETE_SELF.
+// session and of a directory and a file in it IN_DELETE_SELF.
 func TestSessionEndInotify(t *testing.T) {
 	t.Run("ttl", func(t *testing.T) {
 		m := mountSessions(t, sessOpts{policy: control.SessionPolicy{TTL: time.Hour}})
