@@ -81,11 +81,7 @@
 // may wait for locks the kernel holds while a request of ours is in
 // flight, so notifications are never sent from a request handler or with
 // a lock held: the reaper's goroutine sends those of session ends, cache
-// drops go through the cacheKeeper's goroutine. The reaper's rmdir of a
-// session waits for our answers to its LOOKUP and RMDIR, which take no
-// lock but the tree's, and is made with no lock held; the kernel holds
-// the root's inode lock meanwhile, so requests that change the root wait
-// for it, and nothing they wait for waits on them.
+// drops go through the cacheKeeper's goroutine.
 // The one exception is the cacheFiller's NOTIFY_STORE, sent from its own
 // goroutine with the file's fill lock held, which is what keeps a change
 // from slipping in between the read of a piece and its store. A store waits
@@ -96,6 +92,12 @@
 // A process must not mmap a file of a mount that the same process serves
 // (a page fault then waits on a server the Go runtime has stopped); the
 // tests keep mappings in child processes.
+//
+// The reaper's rmdir of a session waits for our answers to the requests
+// it makes (GETATTR, LOOKUP, RMDIR), which take only locks held briefly
+// (go-fuse's tree's, a node's attrs.mu), so it is made with no lock held.
+// The kernel holds the root's inode lock meanwhile: requests that change
+// the root wait for the rmdir, and nothing it waits for waits on them.
 //
 // # Parallelism
 //
