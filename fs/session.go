@@ -226,6 +226,10 @@ func (t *sessionTable) end(s *session, why string, p *pacer) (endedSession, bool
 	}
 	nodes := s.takeNodes()
 	s.gate.Unlock()
+	if root != nil { // as rmdir of it would
+		t.fsys.root.adjustNlink(-1)
+		t.fsys.root.touchTimes()
+	}
 
 	for _, nd := range nodes {
 		nd.endOfSession()

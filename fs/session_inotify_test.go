@@ -203,3 +203,33 @@ func TestSessionEndCoveredMount(t *testing.T) {
 	covered = false
 	m.wantGone("job")
 }
+
+// TestSessionEndRootLinksAndTimes: as after rm -rf of a directory, the
+// root's link count drops by one and its mtime and ctime move to the end.
+func TestSessionEndRootLinksAndTimes(t *testing.T) {
+	m := mountSessions(t, sessOpts{})
+	a := m.mkSession("a")
+	m.mkSession("b")
+	rootStat := func() unix.Stat_t {
+		var st unix.Stat_t
+		if err := unix.Lstat(m.dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := rootStat(); st.Nlink != 4 {
+		t.Fatalf("root with two sessions has nlink %d", st.Nlink)
+	}
+	m.setx(a, control.AttrEnd, "1")
+	m.clock.Advance(time.Minute)
+	m.expire()
+	m.wantGone("a")
+	st := rootStat()
+	if st.Nlink != 3 {
+		t.Errorf("root after a session's end has nlink %d, want 3", st.Nlink)
+	}
+	now := m.clock.Now()
+	if mt, ct := time.Unix(st.Mtim.Unix()), time.Unix(st.Ctim.Unix()); !mt.Equal(now) || !ct.Equal(now) {
+		t.Errorf("root after a session's end: mtime %v, ctime %v, want %v", mt, ct, now)
+	}
+}
