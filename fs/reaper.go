@@ -160,11 +160,25 @@ func (r *reaper) tellKernel(e endedSession, tid uint32, p *pacer) {
 	if e.root == nil {
 		return
 	}
-	if err := r.removeThroughKernel(e, tid); err != nil {
+	err := r.removeThroughKernel(e, tid)
+	switch {
+	case err == nil:
+	case nameTaken(e):
+		// The kernel's entry of the name is the new session's: the
+		// notification would find it not ours, but would drop it, and
+		// detach whatever is mounted on it, first.
+		r.log.Debug("session end not told: a new session has the name", "session", e.name, "why", err)
+	default:
 		r.log.Debug("session end told by notification", "session", e.name, "why", err)
 		e.root.NotifyDelete(e.name, e.dir)
 	}
 	p.step()
+}
+
+// nameTaken says whether a live session has e's name now.
+func nameTaken(e endedSession) bool {
+	root, ok := e.root.Operations().(*rootDir)
+	return !ok || root.child(e.name) != nil
 }
 
 // pacer makes a long run of work outside requests give way to them. The

@@ -139,7 +139,7 @@ func TestSessionEndInotifyUncached(t *testing.T) {
 
 // TestSessionEndInotifyNameTaken: a new session took the name of one that
 // ended before the reaper removed the old one from the kernel; removing
-// the old one must leave the new one alone.
+// the old one must leave the new one alone, and what is mounted on it.
 func TestSessionEndInotifyNameTaken(t *testing.T) {
 	m := mountSessions(t, sessOpts{})
 	sess := m.mkSession("job")
@@ -158,8 +158,20 @@ func TestSessionEndInotifyNameTaken(t *testing.T) {
 	w := fusetest.Watch(t)
 	w.Add(m.dir)
 	w.Add(sess)
+	// Something mounted on the new session, as an administrator may.
+	if err := unix.Mount("spoolfs-test", sess, "tmpfs", 0, "mode=0755"); err != nil {
+		t.Fatalf("mounting on the new session: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(sess, unix.MNT_DETACH) }) // before the harness unmounts
 	m.f.sessions.reaper.add([]endedSession{ended})
 	m.waitReaped()
+	var st unix.Statfs_t
+	if err := unix.Statfs(sess, &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+		t.Errorf("what was mounted on the new session is gone (statfs type %#x, %v)", st.Type, err)
+	}
+	if err := unix.Unmount(sess, 0); err != nil {
+		t.Fatalf("unmounting from the new session: %v", err)
+	}
 	m.wantAlive("job")
 	sessWriteN(t, filepath.Join(sess, "f"), 4096)
 	m.waitOpens(m.mustSession("job"), 0)
