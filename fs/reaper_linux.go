@@ -48,7 +48,16 @@ func (r *reaper) removeThroughKernel(e endedSession, tid uint32) error {
 	}
 	r.removing.Store(&removal{tid: tid, name: e.name, dir: e.dir})
 	defer r.removing.Store(nil)
-	return unix.Unlinkat(fd, e.name, unix.AT_REMOVEDIR)
+	err = unix.Unlinkat(fd, e.name, unix.AT_REMOVEDIR)
+	if errors.Is(err, unix.ENOENT) && !nameTaken(e) {
+		// The kernel holds that the name does not exist: someone looked
+		// it up after the end, when the kernel no longer had the
+		// session's entry. Drop that (a negative entry: nothing else
+		// goes with it), so that the rmdir asks us.
+		e.root.NotifyEntry(e.name)
+		err = unix.Unlinkat(fd, e.name, unix.AT_REMOVEDIR)
+	}
+	return err
 }
 
 // mounted records where the mount's root is, for removeThroughKernel.

@@ -245,3 +245,29 @@ func TestSessionEndRootLinksAndTimes(t *testing.T) {
 		t.Errorf("root after a session's end: mtime %v, ctime %v, want %v", mt, ct, now)
 	}
 }
+
+// TestSessionEndInotifyNegativeEntry: someone looked the name up between
+// the end and the reaper's rmdir, when the kernel no longer had the
+// session's entry, and the kernel cached that it does not exist; the
+// root's watcher still hears of the end.
+func TestSessionEndInotifyNegativeEntry(t *testing.T) {
+	m := mountSessions(t, sessOpts{})
+	m.mkSession("job")
+	w := fusetest.Watch(t)
+	w.Add(m.dir)
+	var p pacer
+	ended, ok := m.f.sessions.end(m.mustSession("job"), control.ReasonRemoved, &p)
+	if !ok {
+		t.Fatal("the session did not end")
+	}
+	if errno := m.f.root.NotifyEntry("job"); errno != 0 {
+		t.Fatalf("dropping the kernel's entry of the session: %v", errno)
+	}
+	if _, err := os.Lstat(m.path("job")); !os.IsNotExist(err) {
+		t.Fatalf("lstat of the ended session: %v", err)
+	}
+	m.f.sessions.reaper.add([]endedSession{ended})
+	m.waitReaped()
+	w.Expect(m.dir, unix.IN_DELETE|unix.IN_ISDIR, "job", inotifyWait)
+	m.wantGone("job")
+}
