@@ -97,6 +97,7 @@ type Mounted struct {
 	t    testing.TB
 
 	server *fuse.Server
+	served chan struct{} // closed when the serve loop has ended
 }
 
 // Mount checks that FUSE is there (Require), calls build to make the
@@ -138,7 +139,8 @@ func Mount(t testing.TB, o Options, build func() FS) *Mounted {
 		closeFS()
 		t.Fatalf("mount: %v", err)
 	}
-	m := &Mounted{Dir: o.Dir, t: t, server: server}
+	m := &Mounted{Dir: o.Dir, t: t, server: server, served: make(chan struct{})}
+	go func() { server.Wait(); close(m.served) }()
 	if m.Conn, err = mounts.ConnectionID(o.Dir); err != nil {
 		// Unmount now: a Fatalf here would leave it behind.
 		m.unmount()
@@ -181,11 +183,41 @@ func serve(dir string, raw fuse.RawFileSystem, opts *fuse.MountOptions) (*fuse.S
 	return server, nil
 }
 
+// WaitServed is for a test that unmounted the mount itself: it waits up
+// to timeout for the serve loop to end, as it does once the kernel lets
+// go of the connection, and fails the test if it does not; Cleanup then
+// aborts the connection.
+func (m *Mounted) WaitServed(timeout time.Duration) {
+	m.t.Helper()
+	select {
+	case <-m.served:
+	case <-time.After(timeout):
+		m.t.Errorf("%s still served %v after it was unmounted", m.Dir, timeout)
+	}
+}
+
 // unmount unmounts with a deadline, aborting the connection if the server
 // is stuck, and waits for the serve loop to end.
 func (m *Mounted) unmount() {
 	t := m.t
 	t.Helper()
+	select {
+	case <-m.served: // the test unmounted it: nothing is left to unmount
+		return
+	default:
+	}
+	if !mounts.ConnectionMounted(m.Conn) {
+		// The test unmounted it, and it is still served (WaitServed
+		// failed): there is nothing to unmount, only a connection to end.
+		select {
+		case <-m.served:
+		case <-time.After(heldElsewhereGrace):
+			t.Logf("%s is unmounted but still served: aborting its connection", m.Dir)
+			mounts.Abort(m.Conn)
+			<-m.served
+		}
+		return
+	}
 	done := make(chan error, 1)
 	go func() { done <- m.server.Unmount() }()
 	deadline := time.After(unmountDeadline)
