@@ -41,7 +41,12 @@
 //     is announced with NOTIFY_DELETE for the entries inside, innermost
 //     first, and for the session itself with rmdir(2) of it in the mount's
 //     root by the reaper's thread (NOTIFY_DELETE if that fails), so that
-//     inotify watchers see what rm -rf would show them. The root answers
+//     inotify watchers see what rm -rf would show them. The rmdir goes
+//     through a private clone of the mount (open_tree), never through the
+//     user's mount, whose umount(2) it would make fail with EBUSY; the
+//     clone lives for one batch of the reaper at most, and no longer than
+//     the mount table stays unchanged, since it keeps the connection
+//     alive after the user's mount is gone. The root answers
 //     that rmdir's LOOKUP and RMDIR, told apart by the caller's thread id,
 //     and no one else's, as if the ended session were there; never for a
 //     name a live session has.

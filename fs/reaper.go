@@ -18,9 +18,9 @@ import (
 // the rest, and most of the work.
 //
 // The entries inside go by NOTIFY_DELETE. The session itself is removed
-// with rmdir(2) through the mount (removeThroughKernel), as rm -rf would:
-// NOTIFY_DELETE shows a watcher of the session IN_DELETE_SELF, but the
-// kernel sends IN_DELETE to a watcher of the root only from its own rmdir.
+// with rmdir(2) through the mount (remover), as rm -rf would: NOTIFY_DELETE
+// shows a watcher of the session IN_DELETE_SELF, but the kernel sends
+// IN_DELETE to a watcher of the root only from its own rmdir.
 //
 // It runs on a goroutine of its own, so that the expiry loop is free to
 // end the next session at once, and it leaves the machine to others: sent
@@ -36,6 +36,10 @@ type reaper struct {
 
 	root     atomic.Pointer[mountRoot] // nil until Mounted: then sessions go by rmdir
 	removing atomic.Pointer[removal]   // the session being removed by rmdir, if any
+
+	// answeringRmdir, set by tests before any session ends, is called
+	// by the root's handler of the reaper's RMDIR before it answers.
+	answeringRmdir func(name string)
 
 	mu sync.Mutex
 	// Guarded by mu:
@@ -122,14 +126,8 @@ func (r *reaper) loop() {
 		r.queue = nil
 		r.busy = true
 		r.mu.Unlock()
-		p := pacer{rest: r.stop} // its rests measure this batch's work only
-		for _, e := range batch {
-			select {
-			case <-r.stop:
-				return // unmounted: there is no kernel left to tell
-			default:
-			}
-			r.tellKernel(e, tid, &p)
+		if !r.tellKernelAll(batch, tid) {
+			return // unmounted: there is no kernel left to tell
 		}
 		r.mu.Lock()
 		r.busy = false
@@ -144,23 +142,43 @@ func (r *reaper) close() {
 	<-r.done
 }
 
+// tellKernelAll tells the kernel of a batch of ended sessions, from the
+// thread tid, and says false if the reaper was stopped meanwhile. The
+// sessions are removed through one remover, which lets go of the mount
+// when the batch is done.
+func (r *reaper) tellKernelAll(batch []endedSession, tid uint32) bool {
+	rm := r.newRemover(tid)
+	defer rm.close()
+	p := pacer{rest: r.stop} // its rests measure this batch's work only
+	for _, e := range batch {
+		select {
+		case <-r.stop:
+			return false
+		default:
+		}
+		r.tellKernel(e, rm, &p)
+	}
+	return true
+}
+
 // tellKernel takes the session's entries out of go-fuse's tree and tells
 // the kernel that they and the session are gone, innermost first: the
 // kernel deletes a directory's entry only once none is cached inside, and
 // a watcher of a directory sees IN_DELETE_SELF only if its entry is
-// deleted. tid is the thread the loop runs on.
-func (r *reaper) tellKernel(e endedSession, tid uint32, p *pacer) {
+// deleted.
+func (r *reaper) tellKernel(e endedSession, rm *remover, p *pacer) {
 	removed := detachEntries(e.dir, p)
 	// detachEntries lists a directory before anything inside it.
 	for i := len(removed) - 1; i >= 0; i-- {
 		re := removed[i]
 		re.parent.NotifyDelete(re.name, re.child)
+		rm.letGoIfUnmounted() // a big session takes a while
 		p.step()
 	}
 	if e.root == nil {
 		return
 	}
-	err := r.removeThroughKernel(e, tid)
+	err := rm.remove(e)
 	switch {
 	case err == nil:
 	case nameTaken(e):

@@ -413,6 +413,9 @@ func (n *rootDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 // answer, so no session can take the name in between.
 func (n *rootDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if rm := n.fsys.sessions.reaper.request(ctx); rm != nil {
+		if hook := n.fsys.sessions.reaper.answeringRmdir; hook != nil {
+			hook(name)
+		}
 		if rm.name == name && n.child(name) == nil {
 			return 0
 		}

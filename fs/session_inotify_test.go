@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,4 +272,49 @@ func TestSessionEndInotifyNegativeEntry(t *testing.T) {
 	m.waitReaped()
 	w.Expect(m.dir, unix.IN_DELETE|unix.IN_ISDIR, "job", inotifyWait)
 	m.wantGone("job")
+}
+
+// TestSessionEndUmountNotBusy: an unmount without MNT_DETACH, as umount(8)
+// and spoolfs umount make, succeeds while the reaper is removing a session
+// (held here in the root's handler of its RMDIR): the filesystem being busy
+// ending sessions does not make the mount busy. The removal still finishes
+// and the root's watcher sees it; the kernel then lets go of the
+// connection after that removal, not after the rest of the sessions.
+func TestSessionEndUmountNotBusy(t *testing.T) {
+	m := mountSessions(t, sessOpts{})
+	var rmdirs atomic.Int32
+	held, release := make(chan string, 1), make(chan struct{})
+	m.f.sessions.reaper.answeringRmdir = func(name string) {
+		if rmdirs.Add(1) == 1 {
+			held <- name
+			<-release
+		}
+	}
+	var releaseOnce sync.Once
+	letGo := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(letGo) // before the harness unmounts
+	var names []string
+	for _, name := range []string{"a", "b", "c"} {
+		m.setx(m.mkSession(name), control.AttrEnd, "1") // each ends at the next expiry
+		names = append(names, name)
+	}
+	w := fusetest.Watch(t)
+	w.Add(m.dir)
+	m.f.sessions.expireDue(m.clock.Now())
+	var name string
+	select {
+	case name = <-held:
+	case <-time.After(inotifyWait):
+		t.Fatalf("the reaper did not remove any of %v with rmdir", names)
+	}
+	if err := unix.Unmount(m.dir, 0); err != nil {
+		t.Fatalf("unmount while the reaper removes a session: %v", err)
+	}
+	letGo()
+	w.Expect(m.dir, unix.IN_DELETE|unix.IN_ISDIR, name, inotifyWait)
+	w.Expect(m.dir, unix.IN_UNMOUNT, "", inotifyWait)
+	m.mnt.WaitServed(inotifyWait)
+	if n := rmdirs.Load(); n != 1 {
+		t.Errorf("the reaper went on removing sessions through the mount after it was unmounted: %d rmdirs", n)
+	}
 }
