@@ -149,7 +149,10 @@ func (r *reaper) close() {
 func (r *reaper) tellKernelAll(batch []endedSession, tid uint32) bool {
 	rm := r.newRemover(tid)
 	defer rm.close()
-	p := pacer{rest: r.stop} // its rests measure this batch's work only
+	// Its rests measure this batch's work only. A big session takes a
+	// while to detach and notify: at each pause the remover makes sure
+	// that it does not keep an unmounted mount's connection alive.
+	p := pacer{rest: r.stop, atPause: rm.letGoIfUnmounted}
 	for _, e := range batch {
 		select {
 		case <-r.stop:
@@ -172,7 +175,6 @@ func (r *reaper) tellKernel(e endedSession, rm *remover, p *pacer) {
 	for i := len(removed) - 1; i >= 0; i-- {
 		re := removed[i]
 		re.parent.NotifyDelete(re.name, re.child)
-		rm.letGoIfUnmounted() // a big session takes a while
 		p.step()
 	}
 	if e.root == nil {
@@ -207,10 +209,12 @@ func nameTaken(e endedSession) bool {
 // ended (TestSessionMassExpiryGivesWay), and stat and readdir up to 180 ms
 // (BenchmarkSessionMassExpiry). It yields after every paceEvery steps, and
 // if rest is set also pauses as long as those steps took, until rest closes.
+// atPause, if set, is called at each pause.
 type pacer struct {
-	rest  <-chan struct{}
-	steps int
-	since time.Time // when the current run of steps began
+	rest    <-chan struct{}
+	atPause func()
+	steps   int
+	since   time.Time // when the current run of steps began
 }
 
 // paceEvery is how many steps (a session ended, a node freed, an entry
@@ -225,6 +229,9 @@ func (p *pacer) step() {
 	p.steps++
 	if p.steps%paceEvery != 0 {
 		return
+	}
+	if p.atPause != nil {
+		p.atPause()
 	}
 	runtime.Gosched()
 	if p.rest != nil {

@@ -98,8 +98,8 @@ func (rm *remover) mount() (int, error) {
 }
 
 // letGoIfUnmounted drops the clone if the mount table has changed, so that
-// a long run of notifications between two rmdirs does not keep the FUSE
-// connection alive after the user's mount is gone.
+// a long run of work between two rmdirs does not keep the FUSE connection
+// alive after the user's mount is gone.
 func (rm *remover) letGoIfUnmounted() {
 	if rm.clone >= 0 && tableChanged(rm.table) {
 		rm.close()
