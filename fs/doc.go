@@ -36,9 +36,20 @@
 //     after the handler that made it returns).
 //   - The kernel may cache names and attributes for an hour and file data
 //     across opens: every change goes through the kernel, except what a
-//     session's end removes, which is announced with NOTIFY_DELETE, and the
-//     page cache of closed RAM-tier files, which the cacheKeeper drops with
-//     NOTIFY_INVAL_INODE.
+//     session's end removes, and the page cache of closed RAM-tier files,
+//     which the cacheKeeper drops with NOTIFY_INVAL_INODE. A session's end
+//     is announced with NOTIFY_DELETE for the entries inside, innermost
+//     first, and for the session itself with rmdir(2) of it in the mount's
+//     root by the reaper's thread (NOTIFY_DELETE if that fails), so that
+//     inotify watchers see what rm -rf would show them. The rmdir goes
+//     through a private clone of the mount (open_tree), never through the
+//     user's mount, whose umount(2) it would make fail with EBUSY; the
+//     clone lives for one batch of the reaper at most, and no longer than
+//     the mount table stays unchanged, since it keeps the connection
+//     alive after the user's mount is gone. The root answers
+//     that rmdir's LOOKUP and RMDIR, told apart by the caller's thread id,
+//     and no one else's, as if the ended session were there; never for a
+//     name a live session has.
 //   - What the kernel caches of a file's bytes is what the file holds: the
 //     cacheFiller stores bytes there (NOTIFY_STORE) only while the file has
 //     no writable handle, each piece read and stored under the file's fill
@@ -103,6 +114,12 @@
 // A process must not mmap a file of a mount that the same process serves
 // (a page fault then waits on a server the Go runtime has stopped); the
 // tests keep mappings in child processes.
+//
+// The reaper's rmdir of a session waits for our answers to the requests
+// it makes (GETATTR, LOOKUP, RMDIR), which take only locks held briefly
+// (go-fuse's tree's, a node's attrs.mu), so it is made with no lock held.
+// The kernel holds the root's inode lock meanwhile: requests that change
+// the root wait for the rmdir, and nothing it waits for waits on them.
 //
 // # Parallelism
 //

@@ -129,6 +129,16 @@ func (f *FS) RunExpiry(ctx context.Context) { f.sessions.Run(ctx) }
 // InodesUsed is the number of inodes the mount holds, the root among them.
 func (f *FS) InodesUsed() int64 { return f.quota.Usage().Inodes }
 
+// Mounted tells the filesystem where it is mounted, once the mount is up:
+// from then on the reaper removes an ended session with rmdir(2) there,
+// so that watchers of the root see IN_DELETE (see reaper). Until then, or
+// if it fails, sessions still end, but only a watcher of the session
+// itself hears of it.
+func (f *FS) Mounted(dir string) error { return f.sessions.reaper.mounted(dir) }
+
+// rootIno is the root directory's inode number.
+const rootIno = 1
+
 // Pool is the byte store behind the mount.
 func (f *FS) Pool() *spill.Pool { return f.pool }
 
@@ -140,7 +150,7 @@ func (f *FS) Options() *gofs.Options {
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
-		RootStableAttr:  &gofs.StableAttr{Ino: 1},
+		RootStableAttr:  &gofs.StableAttr{Ino: rootIno},
 		// A mode of 0 is a mode: without this go-fuse reports it as
 		// 0644 or 0755, and default_permissions enforces that.
 		NullPermissions: true,

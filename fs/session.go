@@ -95,7 +95,7 @@ func (t *sessionTable) setPolicy(p control.SessionPolicy) {
 }
 
 func newSessionTable(f *FS, defaults control.SessionPolicy) *sessionTable {
-	return &sessionTable{fsys: f, defaults: defaults, kick: make(chan struct{}, 1), reaper: newReaper(),
+	return &sessionTable{fsys: f, defaults: defaults, kick: make(chan struct{}, 1), reaper: newReaper(f.log),
 		queue: expiry.New[*session](), live: make(map[*session]struct{})}
 }
 
@@ -226,6 +226,10 @@ func (t *sessionTable) end(s *session, why string, p *pacer) (endedSession, bool
 	}
 	nodes := s.takeNodes()
 	s.gate.Unlock()
+	if root != nil { // as rmdir of it would
+		t.fsys.root.adjustNlink(-1)
+		t.fsys.root.touchTimes()
+	}
 
 	for _, nd := range nodes {
 		nd.endOfSession()
@@ -386,7 +390,39 @@ type rootDir struct {
 	dirNode
 }
 
-var _ gofs.NodeMkdirer = (*rootDir)(nil)
+var (
+	_ gofs.NodeMkdirer  = (*rootDir)(nil)
+	_ gofs.NodeLookuper = (*rootDir)(nil)
+	_ gofs.NodeRmdirer  = (*rootDir)(nil)
+)
+
+// Lookup at the root finds the ended session that the reaper's own rmdir
+// removes, if the kernel no longer had its entry; for everyone else, and
+// once a new session has taken the name, the ended one stays gone.
+func (n *rootDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if rm := n.fsys.sessions.reaper.request(ctx); rm != nil && rm.name == name && n.child(name) == nil {
+		fillEntryOut(ctx, rm.dir.Operations(), out)
+		return rm.dir, 0
+	}
+	return n.dirNode.Lookup(ctx, name, out)
+}
+
+// Rmdir at the root lets the reaper's rmdir of the session it removes
+// succeed, and nothing else of the reaper's: not a session that has taken
+// the name since. The kernel holds the root's lock from the lookup to the
+// answer, so no session can take the name in between.
+func (n *rootDir) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if rm := n.fsys.sessions.reaper.request(ctx); rm != nil {
+		if hook := n.fsys.sessions.reaper.answeringRmdir; hook != nil {
+			hook(name)
+		}
+		if rm.name == name && n.child(name) == nil {
+			return 0
+		}
+		return syscall.EBUSY
+	}
+	return n.dirNode.Rmdir(ctx, name)
+}
 
 // Mkdir at the root makes a session with the mount's defaults.
 func (n *rootDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {

@@ -101,7 +101,7 @@ func mountSessions(t testing.TB, o sessOpts) *sessMount {
 		}
 		opts := m.f.Options()
 		opts.DisabledCapabilities = o.disabledCaps
-		return fusetest.FS{Root: m.f.Root(), Options: opts, Raw: m.f.RawFS, Close: m.f.Close}
+		return fusetest.FS{Root: m.f.Root(), Options: opts, Raw: m.f.RawFS, Mounted: m.f.Mounted, Close: m.f.Close}
 	})
 	m.dir = m.mnt.Dir
 	return m

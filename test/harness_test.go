@@ -75,7 +75,7 @@ func newMount(t *testing.T, o mountOpts) *testMount {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return fusetest.FS{Root: m.FS.Root(), Options: m.FS.Options(), Raw: m.FS.RawFS, Close: m.FS.Close}
+		return fusetest.FS{Root: m.FS.Root(), Options: m.FS.Options(), Raw: m.FS.RawFS, Mounted: m.FS.Mounted, Close: m.FS.Close}
 	})
 	m.Dir = m.mount.Dir
 	return m

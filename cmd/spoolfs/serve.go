@@ -330,6 +330,9 @@ func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) 
 	if err := mounts.SetReadahead(c.dir, 1024); err != nil {
 		logger.Debug("readahead stays at the kernel's default", "err", err)
 	}
+	if err := fsys.Mounted(c.dir); err != nil {
+		logger.Warn("a session's end will not show as IN_DELETE to watchers of the mount's root", "err", err)
+	}
 	return server, fsys, ring, nil
 }
 

@@ -17,7 +17,9 @@
 //     without cutting off somebody else's (UnmountDaemon);
 //   - the transport serving a mount: /dev/fuse or FUSE-over-io_uring
 //     (Options.Transport, or SPOOLFS_TEST_TRANSPORT for a whole run);
-//   - a fake clock (Clock) for tests that move time by hand.
+//   - a fake clock (Clock) for tests that move time by hand;
+//   - an inotify watcher (Watch, Linux only) that waits for the events a
+//     program watching the mount would see.
 //
 // It imports no spoolfs package that mounts (not fs), so that fs's own
 // tests can use it; the mount-table tools it needs are package fs/mounts.
@@ -102,8 +104,11 @@ type FS struct {
 	// Raw, if set, makes the raw filesystem to serve from the options (as
 	// spoolfs's FS.RawFS does), so that a test mounts what the daemon
 	// mounts; nil: gofs.NewNodeFS(Root, Options), as gofs.Mount would.
-	Raw   func(*gofs.Options) fuse.RawFileSystem
-	Close func() error // nil: nothing to close
+	Raw func(*gofs.Options) fuse.RawFileSystem
+	// Mounted, if set, is told the mount point once the mount is up, as
+	// the daemon tells spoolfs's FS.
+	Mounted func(dir string) error
+	Close   func() error // nil: nothing to close
 }
 
 // Mounted is a mount made by Mount.
@@ -116,6 +121,7 @@ type Mounted struct {
 
 	server *fuse.Server
 	ring   *fuseuring.Transport // nil over dev
+	served chan struct{}         // closed when the serve loop has ended
 }
 
 // Mount checks that FUSE is there (Require), calls build to make the
@@ -163,7 +169,7 @@ func Mount(t testing.TB, o Options, build func() FS) *Mounted {
 	if raw == nil {
 		raw = func(opts *gofs.Options) fuse.RawFileSystem { return gofs.NewNodeFS(fsys.Root, opts) }
 	}
-	m := &Mounted{Dir: o.Dir, Transport: o.Transport, t: t}
+	m := &Mounted{Dir: o.Dir, Transport: o.Transport, t: t, served: make(chan struct{})}
 	var ringErr error
 	startRing := func(server *fuse.Server) {
 		if o.Transport == "uring" {
@@ -176,6 +182,13 @@ func Mount(t testing.TB, o Options, build func() FS) *Mounted {
 		closeFS()
 		t.Fatalf("mount: %v", err)
 	}
+	go func() { m.server.Wait(); close(m.served) }()
+	if m.Conn, err = mounts.ConnectionID(o.Dir); err != nil {
+		// Unmount now: a Fatalf here would leave it behind.
+		m.unmount()
+		closeFS()
+		t.Fatalf("connection id: %v", err)
+	}
 	if ringErr != nil {
 		m.unmount()
 		closeFS()
@@ -184,11 +197,10 @@ func Mount(t testing.TB, o Options, build func() FS) *Mounted {
 		}
 		t.Fatalf("transport uring: %v", ringErr)
 	}
-	if m.Conn, err = mounts.ConnectionID(o.Dir); err != nil {
-		// Unmount now: a Fatalf here would leave it behind.
-		m.unmount()
-		closeFS()
-		t.Fatalf("connection id: %v", err)
+	if fsys.Mounted != nil {
+		if err := fsys.Mounted(o.Dir); err != nil {
+			t.Errorf("telling the filesystem where it is mounted: %v", err)
+		}
 	}
 	watchdog := time.AfterFunc(o.Deadline, func() {
 		t.Errorf("test ran past its %v deadline: aborting the FUSE connection", o.Deadline)
@@ -224,11 +236,41 @@ func serve(dir string, raw fuse.RawFileSystem, opts *fuse.MountOptions, start fu
 	return server, nil
 }
 
+// WaitServed is for a test that unmounted the mount itself: it waits up
+// to timeout for the serve loop to end, as it does once the kernel lets
+// go of the connection, and fails the test if it does not; Cleanup then
+// aborts the connection.
+func (m *Mounted) WaitServed(timeout time.Duration) {
+	m.t.Helper()
+	select {
+	case <-m.served:
+	case <-time.After(timeout):
+		m.t.Errorf("%s still served %v after it was unmounted", m.Dir, timeout)
+	}
+}
+
 // unmount unmounts with a deadline, aborting the connection if the server
 // is stuck, and waits for the serve loop to end.
 func (m *Mounted) unmount() {
 	t := m.t
 	t.Helper()
+	select {
+	case <-m.served: // the test unmounted it: nothing is left to unmount
+		return
+	default:
+	}
+	if !mounts.ConnectionMounted(m.Conn) {
+		// The test unmounted it, and it is still served (WaitServed
+		// failed): there is nothing to unmount, only a connection to end.
+		select {
+		case <-m.served:
+		case <-time.After(heldElsewhereGrace):
+			t.Logf("%s is unmounted but still served: aborting its connection", m.Dir)
+			mounts.Abort(m.Conn)
+			<-m.served
+		}
+		return
+	}
 	done := make(chan error, 1)
 	go func() { done <- m.server.Unmount() }()
 	deadline := time.After(unmountDeadline)
