@@ -121,7 +121,7 @@ type Mounted struct {
 
 	server *fuse.Server
 	ring   *fuseuring.Transport // nil over dev
-	served chan struct{}         // closed when the serve loop has ended
+	served chan struct{}        // closed when the serve loop has ended
 }
 
 // Mount checks that FUSE is there (Require), calls build to make the
@@ -256,6 +256,7 @@ func (m *Mounted) unmount() {
 	t.Helper()
 	select {
 	case <-m.served: // the test unmounted it: nothing is left to unmount
+		m.waitRing()
 		return
 	default:
 	}
@@ -269,6 +270,7 @@ func (m *Mounted) unmount() {
 			mounts.Abort(m.Conn)
 			<-m.served
 		}
+		m.waitRing()
 		return
 	}
 	done := make(chan error, 1)
