@@ -20,4 +20,4 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/hanwen/go-fuse/v2 => ./third_party/go-fuse
+replace github.com/hanwen/go-fuse/v2 => ./fs/internal/go-fuse

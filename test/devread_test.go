@@ -19,7 +19,7 @@ import (
 // Go runtime then hands the P to another thread for each request that
 // waited more than 20 µs, which cost more CPU per 4 KiB write than serving
 // it (BenchmarkRoundTrip). Readers wait in the runtime's poller instead
-// (third_party/go-fuse, fuse/fusefd.go).
+// (fs/internal/go-fuse, fuse/fusefd.go).
 func TestIdleDaemonWaitsInPoller(t *testing.T) {
 	requireFUSE(t)
 	dir, spillDir := t.TempDir(), t.TempDir()

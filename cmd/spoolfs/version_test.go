@@ -64,8 +64,8 @@ func TestVersionOf(t *testing.T) {
 	if got, want := want.text(), "spoolfs v1.2.3, commit abc123 (modified), go1.99, go-fuse v2.12.2-fork"; got != want {
 		t.Errorf("text = %q, want %q", got, want)
 	}
-	bi.Deps[1].Replace = &debug.Module{Path: "./third_party/go-fuse", Version: "(devel)"}
-	if got, want := versionOf(bi).GoFuse, "v2.12.1 (patched: ./third_party/go-fuse)"; got != want {
+	bi.Deps[1].Replace = &debug.Module{Path: "./fs/internal/go-fuse", Version: "(devel)"}
+	if got, want := versionOf(bi).GoFuse, "v2.12.1 (patched: ./fs/internal/go-fuse)"; got != want {
 		t.Errorf("go-fuse replaced by a directory: %q, want %q", got, want)
 	}
 	if got, want := (versionInfo{Go: "go1.99"}).text(), "spoolfs unknown, commit unknown, go1.99, go-fuse unknown"; got != want {
