@@ -255,7 +255,15 @@ func (m *Mounted) unmount() {
 	t := m.t
 	t.Helper()
 	select {
-	case <-m.served: // the test unmounted it: nothing is left to unmount
+	case <-m.served:
+		// The serve loop has ended: the test unmounted the mount, or
+		// aborted its connection, which leaves it in the mount table,
+		// dead, for us to take away.
+		if mounts.ConnectionMounted(m.Conn) {
+			if err := mounts.UnmountOwn(m.Dir, m.Conn); err != nil {
+				t.Errorf("unmount of a mount whose connection ended: %v", err)
+			}
+		}
 		m.waitRing()
 		return
 	default:
