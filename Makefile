@@ -78,6 +78,10 @@ URING_PARAM := /sys/module/fuse/parameters/enable_uring
 
 unit:
 	$(GO) test $(TESTFLAGS) ./...
+	@# The go-fuse copy is a module of its own, which ./... leaves out: its
+	@# tests of spoolfs's changes to it (test/devread_test.go covers the
+	@# device reads through a real mount).
+	cd fs/internal/go-fuse && $(GO) test $(TESTFLAGS) -run '^TestServerHandleRequest' ./fuse/
 	@if [ "$$(cat $(URING_PARAM) 2>/dev/null)" = Y ]; then \
 		echo "SPOOLFS_TEST_TRANSPORT=uring: again over FUSE over io_uring"; \
 		SPOOLFS_TEST_TRANSPORT=uring $(GO) test $(TESTFLAGS) ./fs/... && \
