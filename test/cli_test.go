@@ -60,14 +60,7 @@ func TestCLIForegroundExitsZero(t *testing.T) {
 				defer f.Close()
 			}
 			stop(t, dir, d.cmd.Process)
-			select {
-			case err := <-d.exited:
-				if err != nil {
-					t.Fatalf("daemon exited with %v, want 0", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("daemon did not exit")
-			}
+			d.waitCleanExit(t)
 			checkNothingLeft(t, dir, spillDir)
 		})
 	}
@@ -290,14 +283,7 @@ func TestCLISafeSpillDir(t *testing.T) {
 			if code, _, stderr := runSpoolfs(t, "umount", dir); code != 0 {
 				t.Fatalf("umount: exit %d: %s", code, stderr)
 			}
-			select {
-			case err := <-d.exited:
-				if err != nil {
-					t.Errorf("daemon exit: %v, want 0", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("the daemon did not exit")
-			}
+			d.waitCleanExit(t)
 			if found, _ := filepath.Glob(private); len(found) != 0 {
 				t.Errorf("left after unmount: %q", found)
 			}

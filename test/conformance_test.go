@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -221,14 +220,7 @@ func TestQuietLargeReads(t *testing.T) {
 func stopDaemon(t *testing.T, d *startedDaemon) {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-d.exited:
-		if err != nil {
-			t.Fatalf("daemon exited with %v, want 0", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not exit")
-	}
+	d.waitCleanExit(t)
 }
 
 // alignedBuffer returns n bytes aligned for O_DIRECT.

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -64,14 +63,7 @@ func TestUnmountEndsReadersAsDeviceGone(t *testing.T) {
 			} else {
 				d.cmd.Process.Signal(unix.SIGTERM)
 			}
-			select {
-			case err := <-d.exited:
-				if err != nil {
-					t.Fatalf("daemon exited with %v, want 0", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("daemon did not exit")
-			}
+			d.waitCleanExit(t)
 			for _, bad := range []string{"Failed to read from fuse conn", "not pollable"} {
 				if strings.Contains(stderr.String(), bad) {
 					t.Errorf("the daemon's log says %q:\n%s", bad, stderr.String())

@@ -236,14 +236,7 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	d.notify.expect(t, "STOPPING=1")
-	select {
-	case err := <-d.exited:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v, want 0", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the daemon did not exit")
-	}
+	d.waitCleanExit(t)
 	checkNothingLeft(t, dir, spillDir)
 }
 
@@ -253,6 +246,20 @@ type startedDaemon struct {
 	exited chan error // its exit status, once it has exited
 	notify *notifyListener
 	ready  string // its READY=1 message
+}
+
+// waitCleanExit waits for the daemon to exit, as it must once its mount
+// is gone or it had SIGTERM, and checks that it exited 0.
+func (d *startedDaemon) waitCleanExit(t testing.TB) {
+	t.Helper()
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			t.Errorf("daemon exited with %v, want 0", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the daemon did not exit")
+	}
 }
 
 // startDaemon runs spoolfs with args (which mount dir), with a notify

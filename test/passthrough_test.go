@@ -8,7 +8,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -327,15 +326,7 @@ func TestPassthroughOpenAtShutdown(t *testing.T) {
 	if pages := cachedPages(t, f); pages != 0 {
 		t.Errorf("the FUSE file caches %d pages: the daemon's reads did not pass through", pages)
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-d.exited:
-		if err != nil {
-			t.Fatalf("daemon exited with %v, want 0", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not exit")
-	}
+	stopDaemon(t, d)
 	f.Close()
 	checkNothingLeft(t, dir, spillDir)
 }

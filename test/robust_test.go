@@ -52,14 +52,7 @@ func TestShutdownWithWritesInFlight(t *testing.T) {
 			} else if code, _, stderr := runSpoolfs(t, "umount", "-l", dir); code != 0 {
 				t.Fatalf("umount -l: exit %d: %s", code, stderr)
 			}
-			select {
-			case err := <-d.exited:
-				if err != nil {
-					t.Fatalf("daemon exit: %v, want 0", err)
-				}
-			case <-time.After(60 * time.Second):
-				t.Fatal("the daemon did not exit")
-			}
+			d.waitCleanExit(t)
 			for i, w := range writers {
 				done := make(chan error, 1)
 				go func() { done <- w.Wait() }()
