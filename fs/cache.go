@@ -13,7 +13,9 @@ import (
 // total stays under a budget; past it, the least recently closed lose it.
 // Open files always keep theirs. Spilled files are not bounded here: their
 // copies are page cache (the spill file's, and the FUSE file's unless they
-// are read through passthrough), which the kernel reclaims on its own.
+// are read through passthrough), which the kernel reclaims on its own;
+// but a closed spilled file that passthrough can serve loses the FUSE
+// file's copy at once (dropSpilledCache).
 type cacheKeeper struct {
 	budget int64
 	drops  chan *fileNode // served by one goroutine: notifications never run in a request
@@ -55,6 +57,17 @@ func (k *cacheKeeper) closed(n *fileNode, size int64) {
 	}
 	for _, v := range evict {
 		k.drops <- v // under mu, so that close cannot race the send
+	}
+	k.mu.Unlock()
+}
+
+// drop asks the kernel to drop n's cached pages now, whatever the budget:
+// n is closed and its bytes are cached elsewhere (dropSpilledCache).
+func (k *cacheKeeper) drop(n *fileNode) {
+	k.mu.Lock()
+	k.removeLocked(n)
+	if !k.stopped {
+		k.drops <- n // under mu, so that close cannot race the send
 	}
 	k.mu.Unlock()
 }

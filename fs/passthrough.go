@@ -93,10 +93,17 @@ func (f *FS) unregisterBackingFile(id int32) {
 	}
 }
 
+// passthroughOn reports whether spilled files may be read through
+// passthrough on this mount: served through RawFS, and not refused by the
+// kernel so far.
+func (f *FS) passthroughOn() bool {
+	return f.pt.server.Load() != nil && !f.pt.off.Load()
+}
+
 // passthroughWanted reports whether an open with flags may start an
 // episode: read-only, and not O_DIRECT (the backing file system may want
 // aligned buffers where FUSE takes any).
 func (f *FS) passthroughWanted(flags uint32) bool {
-	return f.pt.server.Load() != nil && !f.pt.off.Load() &&
+	return f.passthroughOn() &&
 		flags&syscall.O_ACCMODE == syscall.O_RDONLY && flags&(syscall.O_TRUNC|oDirect) == 0
 }

@@ -19,6 +19,16 @@ type backedTier interface {
 
 var _ backedTier = (*plainDisk)(nil)
 
+// HasBacking reports whether the file's bytes all live in a backing file
+// of its own (see backedTier), the kind PinBacking can hand out: a reader
+// of such a file could be served from that file's page cache.
+func (f *File) HasBacking() bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b, isBacked := f.tier.(backedTier)
+	return !f.closed && isBacked && b.backingFile() != nil
+}
+
 // PinBacking returns the file's backing file, if its bytes all live in one
 // of its own (see backedTier), and pins the file there: until unpin is
 // called, its bytes stay in that backing file, whose length is kept equal
