@@ -82,6 +82,8 @@ unit:
 	@# tests of spoolfs's changes to it (test/devread_test.go covers the
 	@# device reads through a real mount).
 	cd fs/internal/go-fuse && $(GO) test $(TESTFLAGS) -run '^TestServerHandleRequest' ./fuse/
+	@# Counts page faults, which the race detector's shadow memory adds to.
+	$(GO) test -count=1 -run '^TestRAMWriteFaultsEachNewPageOnce$$' ./spill/
 	@if [ "$$(cat $(URING_PARAM) 2>/dev/null)" = Y ]; then \
 		echo "SPOOLFS_TEST_TRANSPORT=uring: again over FUSE over io_uring"; \
 		SPOOLFS_TEST_TRANSPORT=uring $(GO) test $(TESTFLAGS) ./fs/... && \
