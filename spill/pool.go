@@ -45,6 +45,16 @@ type Config struct {
 	// nil leaves them all. The answer comes from outside: spill knows
 	// bytes, not processes.
 	ProcessAlive func(pid int) bool
+	// DiskWork, if set, is called each time the pool is about to give
+	// disk space back off the request path: hole punches in the shared
+	// spill files, closes of large files' own, system calls that may
+	// wait for the disk. A daemon that runs its Go code on fewer CPUs
+	// than it may (one, while one process calls it) gives such work one
+	// of its own, or requests wait behind it: a system call that blocks
+	// keeps the only CPU until the runtime takes it back, and an rm -rf
+	// of spilled files ran at half the speed of the same tree in RAM.
+	// It must not block.
+	DiskWork func()
 }
 
 // Stats is a snapshot of a pool's figures.
@@ -141,7 +151,7 @@ func NewPool(cfg Config) (*Pool, error) {
 		return nil, fmt.Errorf("spill: %s: %w", cfg.Dir, err)
 	}
 	p := &Pool{
-		dir: dir, seal: seal, reclaim: newReclaimer(),
+		dir: dir, seal: seal, reclaim: newReclaimer(cfg.DiskWork),
 		maxDedicated: dedicatedBudget(cfg.DedicatedFiles), dedicatedMin: dedicatedMinSize,
 		live: make(map[*File]struct{}),
 	}

@@ -21,9 +21,10 @@ const reclaimQueue = 1024
 // (about a millisecond on ext4). The bytes have left the accounts already;
 // only the disk is waiting.
 type reclaimer struct {
-	jobs    chan reclaimJob
-	done    chan struct{}
-	pending atomic.Int64 // jobs queued and not yet done
+	diskWork func() // Config.DiskWork, called before each run of jobs; may be nil
+	jobs     chan reclaimJob
+	done     chan struct{}
+	pending  atomic.Int64 // jobs queued and not yet done
 
 	mu     sync.Mutex // guards closed, and sending on jobs
 	closed bool
@@ -50,8 +51,11 @@ func (j reclaimJob) run() {
 	}
 }
 
-func newReclaimer() *reclaimer {
-	r := &reclaimer{jobs: make(chan reclaimJob, reclaimQueue), done: make(chan struct{})}
+func newReclaimer(diskWork func()) *reclaimer {
+	if diskWork == nil {
+		diskWork = func() {}
+	}
+	r := &reclaimer{diskWork: diskWork, jobs: make(chan reclaimJob, reclaimQueue), done: make(chan struct{})}
 	go r.loop()
 	return r
 }
@@ -76,10 +80,24 @@ func (r *reclaimer) loop() {
 				break more
 			}
 		}
+		if hasDiskWork(batch) {
+			r.diskWork()
+		}
 		runBatch(batch)
 		clear(batch) // let go of the extents and files
 		r.pending.Add(-int64(len(batch)))
 	}
+}
+
+// hasDiskWork reports whether a batch does more than call back (drain's
+// markers do only that).
+func hasDiskWork(batch []reclaimJob) bool {
+	for _, j := range batch {
+		if j.sf != nil || j.dedicated != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // runBatch does the jobs of a batch together: the extents that files
@@ -130,6 +148,7 @@ func (r *reclaimer) submit(j reclaimJob) {
 		}
 	}
 	r.mu.Unlock()
+	r.diskWork()
 	j.run()
 }
 

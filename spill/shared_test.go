@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -432,4 +433,50 @@ func TestLastExtentPunch(t *testing.T) {
 			t.Errorf("Allocated %d, want %d", f.Allocated(), 2*P)
 		}
 	})
+}
+
+// TestDiskWorkAnnounced: every freeing that goes to the disk, queued or
+// done by the caller when the queue is full, is announced through
+// Config.DiskWork first, so that the daemon can give it a CPU of its own
+// before a system call that may block; a drain that frees nothing is not.
+func TestDiskWorkAnnounced(t *testing.T) {
+	var announced atomic.Int64
+	p, err := NewPool(Config{Dir: t.TempDir(), RAMBudget: 1 << 20, DiskWork: func() { announced.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	p.reclaim.drain()
+	if n := announced.Load(); n != 0 {
+		t.Fatalf("a drain with nothing to free announced disk work %d times", n)
+	}
+	f := p.NewFile(newAcct())
+	if _, err := f.WriteAt([]byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	p.reclaim.drain()
+	if n := announced.Load(); n != 1 {
+		t.Fatalf("a queued free announced disk work %d times, want 1", n)
+	}
+
+	// With the queue full, the caller frees, and announces it too.
+	unblock := blockReclaimer(t, p)
+	var files []*File
+	for range reclaimQueue + 1 {
+		f := p.NewFile(newAcct())
+		if _, err := f.WriteAt([]byte("x"), 0); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	for _, f := range files[:reclaimQueue] {
+		f.Close()
+	}
+	was := announced.Load()
+	files[reclaimQueue].Close()
+	if n := announced.Load(); n != was+1 {
+		t.Errorf("a close that freed its own space with the queue full announced disk work %d times, want 1", n-was)
+	}
+	unblock()
 }

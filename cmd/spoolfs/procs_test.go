@@ -159,3 +159,36 @@ func BenchmarkProcTunerObserve(b *testing.B) {
 		})
 	}
 }
+
+// TestProcTunerDiskWork: disk work off the request path (the spill pool
+// giving space back) raises GOMAXPROCS at once, with or without requests,
+// and it goes back to one CPU once the work has stopped.
+func TestProcTunerDiskWork(t *testing.T) {
+	was := runtime.GOMAXPROCS(0)
+	if was < 2 {
+		t.Skip("one CPU: nothing to tune")
+	}
+	t.Cleanup(func() { runtime.GOMAXPROCS(was) })
+	runtime.GOMAXPROCS(1)
+	tu := newTuner(was, 1, func(tid uint32) uint32 { return tid })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tu.run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// Before any request: the loop waits on its ticker, not parked yet.
+	tu.diskWork()
+	pollFor(t, "disk work to raise GOMAXPROCS", func() bool { return runtime.GOMAXPROCS(0) == was })
+	pollFor(t, "the tuner to go back to one CPU after the disk work", func() bool { return runtime.GOMAXPROCS(0) == 1 && tu.parked.Load() })
+	// Parked (idle): disk work wakes it.
+	tu.diskWork()
+	pollFor(t, "disk work to raise GOMAXPROCS of a parked tuner", func() bool { return runtime.GOMAXPROCS(0) == was })
+	pollFor(t, "the tuner to go back to one CPU again", func() bool { return runtime.GOMAXPROCS(0) == 1 && tu.parked.Load() })
+
+	// One caller at a time keeps one CPU; with disk work alongside, every CPU.
+	for range 100 {
+		tu.observe(1)
+	}
+	tu.diskWork()
+	pollFor(t, "disk work beside one caller to raise GOMAXPROCS", func() bool { return runtime.GOMAXPROCS(0) == was })
+}

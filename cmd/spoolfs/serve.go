@@ -264,6 +264,9 @@ func cutOffCopies(served <-chan struct{}, dir string, conn uint32, logger *slog.
 func mount(c *mountConfig, logger *slog.Logger, met *metrics, tuner *procTuner) (*fuse.Server, *spoolfs.FS, *fuseuring.Transport, error) {
 	spillConfig := c.spill
 	spillConfig.ProcessAlive = proc.Alive
+	if tuner != nil {
+		spillConfig.DiskWork = tuner.diskWork
+	}
 	pool, err := spill.NewPool(spillConfig)
 	if err != nil {
 		return nil, nil, nil, err
