@@ -59,7 +59,11 @@
 // is queued in batches of up to 256 files, sorted by place, so extents
 // freed together that lie end to end take one punch. [Pool.Close] punches
 // nothing (closing the shared files frees every block at once) and runs
-// what is queued before it closes them.
+// what is queued before it closes them. Before each run of punches and
+// closes, the reclaimer's or a caller's, the pool calls
+// [Config.DiskWork]: such system calls may wait for the disk, and a
+// daemon whose Go code runs on one CPU would have its requests wait
+// behind them.
 //
 // A spilled write is one pwrite into its spill file (one per extent it
 // crosses); nothing else is asked of the disk. RAM per spilled file,
