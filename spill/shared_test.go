@@ -198,14 +198,7 @@ func TestFreeingDoesNotWait(t *testing.T) {
 func TestReclaimQueueFull(t *testing.T) {
 	p := newTestPool(t, 0, 1<<20)
 	unblock := blockReclaimer(t, p)
-	var files []*File
-	for range reclaimQueue + sharedFiles {
-		f := p.NewFile(newAcct())
-		if _, err := f.WriteAt([]byte("x"), 0); err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
-	}
+	files := onePageFiles(t, p, reclaimQueue+sharedFiles)
 	for _, f := range files[:reclaimQueue] {
 		f.Close()
 	}
@@ -228,6 +221,21 @@ func TestReclaimQueueFull(t *testing.T) {
 		t.Errorf("free units %d -> %d with the queue full: the closes should have freed their own", was, got)
 	}
 	unblock()
+}
+
+// onePageFiles makes n files of p, each one byte long (a page on disk
+// when p spills everything).
+func onePageFiles(t *testing.T, p *Pool, n int) []*File {
+	t.Helper()
+	files := make([]*File, 0, n)
+	for range n {
+		f := p.NewFile(newAcct())
+		if _, err := f.WriteAt([]byte("x"), 0); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	return files
 }
 
 // TestDescriptorsFlat: 60,000 spilled files, past any descriptor limit
@@ -462,14 +470,7 @@ func TestDiskWorkAnnounced(t *testing.T) {
 
 	// With the queue full, the caller frees, and announces it too.
 	unblock := blockReclaimer(t, p)
-	var files []*File
-	for range reclaimQueue + 1 {
-		f := p.NewFile(newAcct())
-		if _, err := f.WriteAt([]byte("x"), 0); err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
-	}
+	files := onePageFiles(t, p, reclaimQueue+1)
 	for _, f := range files[:reclaimQueue] {
 		f.Close()
 	}
