@@ -21,7 +21,7 @@ const reclaimQueue = 1024
 // (about a millisecond on ext4). The bytes have left the accounts already;
 // only the disk is waiting.
 type reclaimer struct {
-	diskWork func() // Config.DiskWork, called before each run of jobs; may be nil
+	diskWork func() // Config.DiskWork (or a no-op), called before each run of jobs
 	jobs     chan reclaimJob
 	done     chan struct{}
 	pending  atomic.Int64 // jobs queued and not yet done
